@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// PlanInput is what staff enter for a plan.
+type PlanInput struct {
+	Name      string
+	VCPUs     int64
+	MemoryMiB int64
+	DiskGiB   int64
+	Enabled   bool
+}
+
+var catalogName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+func (in *PlanInput) validate() error {
+	in.Name = strings.ToLower(strings.TrimSpace(in.Name))
+	switch {
+	case !catalogName.MatchString(in.Name):
+		return E(ErrInvalid, "name", "use 1–63 lower-case letters, digits, dots, dashes or underscores")
+	case in.VCPUs < 1 || in.VCPUs > 256:
+		return E(ErrInvalid, "vcpus", "must be between 1 and 256")
+	case in.MemoryMiB < 128 || in.MemoryMiB > 4<<20:
+		return E(ErrInvalid, "memory_mib", "must be between 128 MiB and 4 TiB")
+	case in.DiskGiB < 1 || in.DiskGiB > 65536:
+		return E(ErrInvalid, "disk_gib", "must be between 1 and 65536 GiB")
+	}
+	return nil
+}
+
+// ListPlans returns plans, smallest first.
+func (s *Store) ListPlans(ctx context.Context, enabledOnly bool) ([]Plan, error) {
+	q := s.db.WithContext(ctx).Order("memory_mib, vcpus, disk_gib, name")
+	if enabledOnly {
+		q = q.Where("enabled = ?", true)
+	}
+	var out []Plan
+	if err := q.Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list plans: %w", err)
+	}
+	return out, nil
+}
+
+// GetPlan finds a plan by id or by name.
+func (s *Store) GetPlan(ctx context.Context, idOrName string) (Plan, error) {
+	var p Plan
+	if err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Take(&p).Error; err != nil {
+		if errIsNotFound(err) {
+			return Plan{}, notFound("plan")
+		}
+		return Plan{}, fmt.Errorf("load plan: %w", err)
+	}
+	return p, nil
+}
+
+// PlanUsage counts live VMs per plan id.
+func (s *Store) PlanUsage(ctx context.Context) (map[string]int64, error) {
+	return s.countVMsBy(ctx, "plan_id")
+}
+
+func (s *Store) countVMsBy(ctx context.Context, col string) (map[string]int64, error) {
+	rows, err := s.db.WithContext(ctx).Model(&VM{}).Where("deleted_at IS NULL").Select(col + ", COUNT(*)").Group(col).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("count vms by %s: %w", col, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
+
+// CreatePlan adds a plan.
+func (s *Store) CreatePlan(ctx context.Context, a Actor, in PlanInput) (Plan, error) {
+	if err := in.validate(); err != nil {
+		return Plan{}, err
+	}
+	ts := now()
+	p := Plan{ID: newID(), Name: in.Name, VCPUs: in.VCPUs, MemoryMiB: in.MemoryMiB, DiskGiB: in.DiskGiB, Enabled: true, CreatedAt: ts, UpdatedAt: ts}
+	err := s.change(ctx, a, "plan.create", &Target{Type: "plan", ID: p.ID, Name: p.Name}, func(tx *gorm.DB) error {
+		if err := tx.Create(&p).Error; err != nil {
+			if isDuplicate(err) {
+				return E(ErrConflict, "name", "a plan with this name already exists")
+			}
+			return err
+		}
+		return nil
+	})
+	return p, err
+}
+
+// UpdatePlan changes a plan. Existing VMs keep the size they were ordered with.
+func (s *Store) UpdatePlan(ctx context.Context, a Actor, id string, in PlanInput) (Plan, error) {
+	if err := in.validate(); err != nil {
+		return Plan{}, err
+	}
+	var p Plan
+	err := s.change(ctx, a, "plan.update", &Target{Type: "plan", ID: id, Name: in.Name}, func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Take(&p).Error; err != nil {
+			if errIsNotFound(err) {
+				return notFound("plan")
+			}
+			return err
+		}
+		p.Name, p.VCPUs, p.MemoryMiB, p.DiskGiB, p.Enabled, p.UpdatedAt = in.Name, in.VCPUs, in.MemoryMiB, in.DiskGiB, in.Enabled, now()
+		if err := tx.Save(&p).Error; err != nil {
+			if isDuplicate(err) {
+				return E(ErrConflict, "name", "a plan with this name already exists")
+			}
+			return err
+		}
+		return nil
+	})
+	return p, err
+}
+
+// ImageInput is what staff enter for an image.
+type ImageInput struct {
+	Name      string
+	OS        string
+	Version   string
+	SourceURL string
+	Checksum  string
+	Enabled   bool
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (in *ImageInput) validate() error {
+	in.Name = strings.ToLower(strings.TrimSpace(in.Name))
+	in.OS = strings.TrimSpace(in.OS)
+	in.Version = strings.TrimSpace(in.Version)
+	in.SourceURL = strings.TrimSpace(in.SourceURL)
+	in.Checksum = strings.ToLower(strings.TrimSpace(in.Checksum))
+	if !catalogName.MatchString(in.Name) {
+		return E(ErrInvalid, "name", "use 1–63 lower-case letters, digits, dots, dashes or underscores")
+	}
+	if in.OS == "" || len(in.OS) > 32 {
+		return E(ErrInvalid, "os", "name the operating system (at most 32 characters), e.g. Debian")
+	}
+	if in.Version == "" || len(in.Version) > 32 {
+		return E(ErrInvalid, "version", "give the version (at most 32 characters), e.g. 12")
+	}
+	u, err := url.Parse(in.SourceURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") || len(in.SourceURL) > 2048 {
+		return E(ErrInvalid, "source_url", "give an http://, https:// or file:// address of the image")
+	}
+	if u.User != nil {
+		return E(ErrInvalid, "source_url", "do not put credentials in the image address")
+	}
+	sum := strings.TrimPrefix(in.Checksum, "sha256:")
+	if !sha256Hex.MatchString(sum) {
+		return E(ErrInvalid, "checksum", "give the image's SHA-256 as 64 hex digits, optionally prefixed sha256:")
+	}
+	in.Checksum = "sha256:" + sum
+	return nil
+}
+
+// ListImages returns images by name.
+func (s *Store) ListImages(ctx context.Context, enabledOnly bool) ([]Image, error) {
+	q := s.db.WithContext(ctx).Order("name")
+	if enabledOnly {
+		q = q.Where("enabled = ?", true)
+	}
+	var out []Image
+	if err := q.Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	return out, nil
+}
+
+// GetImage finds an image by id or by name.
+func (s *Store) GetImage(ctx context.Context, idOrName string) (Image, error) {
+	var im Image
+	if err := s.db.WithContext(ctx).Where("id = ? OR name = ?", idOrName, idOrName).Take(&im).Error; err != nil {
+		if errIsNotFound(err) {
+			return Image{}, notFound("image")
+		}
+		return Image{}, fmt.Errorf("load image: %w", err)
+	}
+	return im, nil
+}
+
+// CreateImage registers an image.
+func (s *Store) CreateImage(ctx context.Context, a Actor, in ImageInput) (Image, error) {
+	if err := in.validate(); err != nil {
+		return Image{}, err
+	}
+	ts := now()
+	im := Image{ID: newID(), Name: in.Name, OS: in.OS, Version: in.Version, SourceURL: in.SourceURL, Checksum: in.Checksum, Enabled: true, CreatedAt: ts, UpdatedAt: ts}
+	err := s.change(ctx, a, "image.create", &Target{Type: "image", ID: im.ID, Name: im.Name}, func(tx *gorm.DB) error {
+		if err := tx.Create(&im).Error; err != nil {
+			if isDuplicate(err) {
+				return E(ErrConflict, "name", "an image with this name already exists")
+			}
+			return err
+		}
+		return nil
+	})
+	return im, err
+}
+
+// UpdateImage changes an image's details.
+func (s *Store) UpdateImage(ctx context.Context, a Actor, id string, in ImageInput) (Image, error) {
+	if err := in.validate(); err != nil {
+		return Image{}, err
+	}
+	var im Image
+	err := s.change(ctx, a, "image.update", &Target{Type: "image", ID: id, Name: in.Name}, func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Take(&im).Error; err != nil {
+			if errIsNotFound(err) {
+				return notFound("image")
+			}
+			return err
+		}
+		im.Name, im.OS, im.Version, im.SourceURL, im.Checksum, im.Enabled, im.UpdatedAt = in.Name, in.OS, in.Version, in.SourceURL, in.Checksum, in.Enabled, now()
+		if err := tx.Save(&im).Error; err != nil {
+			if isDuplicate(err) {
+				return E(ErrConflict, "name", "an image with this name already exists")
+			}
+			return err
+		}
+		return nil
+	})
+	return im, err
+}
