@@ -18,7 +18,7 @@ type AdminImagesView struct {
 
 // AdminImageRow is one OS image.
 type AdminImageRow struct {
-	ID        int64
+	ID        string
 	Name      string
 	OS        string
 	Version   string
@@ -40,7 +40,7 @@ type AdminImageForm struct {
 // AdminImageEditView is GET /admin/images/:id (form POST /admin/images/:id, admins only).
 type AdminImageEditView struct {
 	Page   Page
-	ID     int64
+	ID     string
 	Name   string // the image's saved name, for the heading
 	Form   AdminImageForm
 	Errors FormErrors // keys name, os, version, source_url, checksum, enabled, ""

@@ -18,7 +18,7 @@ type AdminPlansView struct {
 
 // AdminPlanRow is one VM plan.
 type AdminPlanRow struct {
-	ID        int64
+	ID        string
 	Name      string
 	VCPUs     int64
 	MemoryMiB int64
@@ -40,7 +40,7 @@ type AdminPlanForm struct {
 // AdminPlanEditView is GET /admin/plans/:id (form POST /admin/plans/:id, admins only).
 type AdminPlanEditView struct {
 	Page    Page
-	ID      int64
+	ID      string
 	Name    string // the plan's saved name, for the heading
 	VMCount int    // VMs using the plan
 	Form    AdminPlanForm

@@ -20,7 +20,7 @@ type AdminTenantsView struct {
 
 // AdminTenantRow is one tenant in the staff list.
 type AdminTenantRow struct {
-	ID         int64
+	ID         string
 	Name       string
 	OwnerEmail string
 	Status     string // active | suspended
@@ -31,7 +31,7 @@ type AdminTenantRow struct {
 // AdminTenantView is GET /admin/tenants/:id.
 type AdminTenantView struct {
 	Page          Page
-	ID            int64
+	ID            string
 	Name          string
 	Status        string // active | suspended
 	SuspendReason string // why it is suspended (shown when suspended)
@@ -52,7 +52,7 @@ type AdminTenantMemberRow struct {
 
 // AdminTenantVMRow is one of a tenant's VMs.
 type AdminTenantVMRow struct {
-	ID        int64
+	ID        string
 	Name      string
 	State     string
 	Plan      string

@@ -132,8 +132,8 @@ func adminTenantsSample(role string) AdminTenantsView {
 		Page:  adminTestPage(role, "admin-tenants"),
 		Query: "acme",
 		Tenants: []AdminTenantRow{
-			{ID: 7, Name: "Acme Ltd", OwnerEmail: "owner@acme.example", Status: "active", VMCount: 3, CreatedAt: adminTestTime},
-			{ID: 9, Name: "Acme Farm", OwnerEmail: "farm@acme.example", Status: "suspended", VMCount: 0, CreatedAt: adminTestTime},
+			{ID: "7", Name: "Acme Ltd", OwnerEmail: "owner@acme.example", Status: "active", VMCount: 3, CreatedAt: adminTestTime},
+			{ID: "9", Name: "Acme Farm", OwnerEmail: "farm@acme.example", Status: "suspended", VMCount: 0, CreatedAt: adminTestTime},
 		},
 		Pager: Pager{Page: 1, PerPage: 2, Total: 5, Path: "/admin/tenants", Query: url.Values{"q": {"acme"}}},
 	}
@@ -208,7 +208,7 @@ func TestAdminTenantsEmpty(t *testing.T) {
 func adminTenantSample(role string) AdminTenantView {
 	return AdminTenantView{
 		Page:      adminTestPage(role, "admin-tenants"),
-		ID:        7,
+		ID:        "7",
 		Name:      "Acme Ltd",
 		Status:    "active",
 		CreatedAt: adminTestTime,
@@ -218,7 +218,7 @@ func adminTenantSample(role string) AdminTenantView {
 		},
 		Quota: adminQuotaSample(true),
 		VMs: []AdminTenantVMRow{
-			{ID: 42, Name: "web-1", State: "running", Plan: "s-2vcpu-4gb", CreatedAt: adminTestTime},
+			{ID: "42", Name: "web-1", State: "running", Plan: "s-2vcpu-4gb", CreatedAt: adminTestTime},
 		},
 	}
 }
@@ -374,8 +374,8 @@ func adminUsersSample(role string) AdminUsersView {
 		Page:  adminTestPage(role, "admin-users"),
 		Query: "example",
 		Users: []AdminUserRow{
-			{ID: 1, Email: "root@fibrix.example", Role: "admin", CreatedAt: adminTestTime, LastLoginAt: adminTestTime},
-			{ID: 2, Email: "owner@acme.example", Tenant: "Acme Ltd", Role: "owner", CreatedAt: adminTestTime},
+			{ID: "1", Email: "root@fibrix.example", Role: "admin", CreatedAt: adminTestTime, LastLoginAt: adminTestTime},
+			{ID: "2", Email: "owner@acme.example", Tenant: "Acme Ltd", Role: "owner", CreatedAt: adminTestTime},
 		},
 		Pager: Pager{Page: 1, PerPage: 20, Total: 2, Path: "/admin/users"},
 	}
@@ -451,8 +451,8 @@ func adminPlansSample(role string) AdminPlansView {
 	return AdminPlansView{
 		Page: adminTestPage(role, "admin-plans"),
 		Plans: []AdminPlanRow{
-			{ID: 1, Name: "s-1vcpu-1gb", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25, Enabled: true, VMCount: 12},
-			{ID: 2, Name: "s-2vcpu-1.5gb", VCPUs: 2, MemoryMiB: 1536, DiskGiB: 50, Enabled: false},
+			{ID: "1", Name: "s-1vcpu-1gb", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25, Enabled: true, VMCount: 12},
+			{ID: "2", Name: "s-2vcpu-1.5gb", VCPUs: 2, MemoryMiB: 1536, DiskGiB: 50, Enabled: false},
 		},
 	}
 }
@@ -527,7 +527,7 @@ func TestAdminPlanEdit(t *testing.T) {
 	for _, role := range adminTestRoles {
 		t.Run(role, func(t *testing.T) {
 			v := AdminPlanEditView{
-				Page: adminTestPage(role, "admin-plans"), ID: 3, Name: "s-4vcpu-8gb", VMCount: 2,
+				Page: adminTestPage(role, "admin-plans"), ID: "3", Name: "s-4vcpu-8gb", VMCount: 2,
 				Form: AdminPlanForm{Name: "s-4vcpu-8gb", VCPUs: "4", MemoryMiB: "8192", DiskGiB: "160", Enabled: true},
 			}
 			doc := adminRender(t, AdminPlanEdit(v))
@@ -567,7 +567,7 @@ func adminImagesSample(role string) AdminImagesView {
 	return AdminImagesView{
 		Page: adminTestPage(role, "admin-images"),
 		Images: []AdminImageRow{
-			{ID: 4, Name: "Debian 12", OS: "debian", Version: "12", SourceURL: "https://cloud.debian.org/d12.qcow2", Checksum: adminTestChecksum, Enabled: true},
+			{ID: "4", Name: "Debian 12", OS: "debian", Version: "12", SourceURL: "https://cloud.debian.org/d12.qcow2", Checksum: adminTestChecksum, Enabled: true},
 		},
 	}
 }
@@ -622,7 +622,7 @@ func TestAdminImageEdit(t *testing.T) {
 	for _, role := range adminTestRoles {
 		t.Run(role, func(t *testing.T) {
 			v := AdminImageEditView{
-				Page: adminTestPage(role, "admin-images"), ID: 4, Name: "Debian 12",
+				Page: adminTestPage(role, "admin-images"), ID: "4", Name: "Debian 12",
 				Form:   AdminImageForm{Name: "Debian 12", OS: "debian", Version: "12", SourceURL: "https://x/d.qcow2", Checksum: adminTestChecksum},
 				Errors: FormErrors{"name": "taken"},
 			}
@@ -655,7 +655,7 @@ func TestAdminVMs(t *testing.T) {
 		State:  "stopped",
 		States: []string{"running", "stopped", "error"},
 		VMs: []AdminVMRow{
-			{ID: 42, Name: "web-1", TenantID: 7, TenantName: "Acme Ltd", State: "stopped", Plan: "s-1vcpu-1gb", Image: "Debian 12", CreatedAt: adminTestTime},
+			{ID: "42", Name: "web-1", TenantID: "7", TenantName: "Acme Ltd", State: "stopped", Plan: "s-1vcpu-1gb", Image: "Debian 12", CreatedAt: adminTestTime},
 		},
 		Pager: Pager{Page: 2, PerPage: 1, Total: 3, Path: "/admin/vms", Query: url.Values{"tenant": {"acme"}, "state": {"stopped"}}},
 	}
@@ -800,14 +800,14 @@ func TestAdminAuditorSeesNoForms(t *testing.T) {
 	p := adminTestPage("auditor", "")
 	pages := map[string]templ.Component{
 		"tenants":   AdminTenants(AdminTenantsView{Page: p}),
-		"tenant":    AdminTenant(AdminTenantView{Page: p, ID: 1, Status: "active", Quota: adminQuotaSample(true)}),
-		"suspended": AdminTenant(AdminTenantView{Page: p, ID: 1, Status: "suspended", Quota: adminQuotaSample(true)}),
+		"tenant":    AdminTenant(AdminTenantView{Page: p, ID: "1", Status: "active", Quota: adminQuotaSample(true)}),
+		"suspended": AdminTenant(AdminTenantView{Page: p, ID: "1", Status: "suspended", Quota: adminQuotaSample(true)}),
 		"quotas":    AdminQuotas(AdminQuotasView{Page: p, Fields: adminQuotaSample(false)}),
 		"users":     AdminUsers(AdminUsersView{Page: p}),
 		"plans":     AdminPlans(adminPlansSample("auditor")),
-		"plan":      AdminPlanEdit(AdminPlanEditView{Page: p, ID: 1}),
+		"plan":      AdminPlanEdit(AdminPlanEditView{Page: p, ID: "1"}),
 		"images":    AdminImages(adminImagesSample("auditor")),
-		"image":     AdminImageEdit(AdminImageEditView{Page: p, ID: 1}),
+		"image":     AdminImageEdit(AdminImageEditView{Page: p, ID: "1"}),
 		"vms":       AdminVMs(AdminVMsView{Page: p}),
 		"audit":     AdminAudit(AdminAuditView{Page: p}),
 	}

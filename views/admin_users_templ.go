@@ -23,7 +23,7 @@ type AdminUsersView struct {
 
 // AdminUserRow is one user, customer or staff.
 type AdminUserRow struct {
-	ID          int64
+	ID          string
 	Email       string
 	Tenant      string // tenant name; empty for staff (shown as "staff")
 	Role        string

@@ -22,9 +22,9 @@ type AdminVMsView struct {
 
 // AdminVMRow is one VM across all tenants.
 type AdminVMRow struct {
-	ID         int64
+	ID         string
 	Name       string
-	TenantID   int64
+	TenantID   string
 	TenantName string
 	State      string
 	Plan       string

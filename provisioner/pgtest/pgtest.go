@@ -12,13 +12,19 @@
 //		...
 //	}
 //
-// The binaries are taken from the directory named by FIBRIX_PG_BIN, else the
-// highest /usr/lib/postgresql/*/bin, else PATH (initdb and pg_ctl). When none
-// is found, DSN skips the test, or fails it when the environment variable CI
-// is non-empty. PostgreSQL 13 or later is required.
+// The binaries are taken from the directory named by FIBRIX_PG_BIN (which
+// must then hold them), else the highest /usr/lib/postgresql/*/bin, else PATH
+// (initdb and pg_ctl). When none is found, DSN skips the test, or fails it
+// when the environment variable CI is non-empty. PostgreSQL 13 or later is
+// required.
 //
-// When the tests run as root, initdb and the server run as the postgres user,
-// since PostgreSQL refuses to run as root.
+// When the tests run as root, initdb and the server run as the postgres user
+// (through runuser), since PostgreSQL refuses to run as root.
+//
+// A killed test binary leaves nothing behind: a watchdog process removes the
+// cluster when the binary exits in any way, and clusters that outlive both
+// (directories named fibrix-pgtest-* in the temporary directory, whose owner
+// process is gone) are removed by the next cluster start.
 package pgtest
 
 import (
@@ -62,6 +68,8 @@ const (
 	// staleAge is how old a cluster directory without an owner file must be
 	// before it counts as stale.
 	staleAge = time.Hour
+	// libBinGlob matches the binary directories of Debian's packages.
+	libBinGlob = "/usr/lib/postgresql/*/bin"
 	// maxSocketPath is the usable length of a unix socket path on Linux and
 	// macOS (sun_path is 108 and 104 bytes).
 	maxSocketPath = 100
@@ -193,7 +201,7 @@ func (c *clusterState) exec(ctx context.Context, sql string) error {
 // start creates, configures and starts the cluster. On failure it removes
 // whatever it created. Called with c.mu held.
 func (c *clusterState) start() error {
-	bin, err := findBin()
+	bin, err := findBin(libBinGlob)
 	if err != nil {
 		return err
 	}
@@ -454,9 +462,9 @@ func (c *clusterState) argv(name string) []string {
 }
 
 // findBin returns the directory holding initdb and pg_ctl: $FIBRIX_PG_BIN,
-// else the highest /usr/lib/postgresql/*/bin, else the directory of initdb
-// in PATH (pg_ctl must be next to it).
-func findBin() (string, error) {
+// else the highest version of libGlob (libBinGlob but in tests), else the
+// directory of initdb in PATH (pg_ctl must be next to it).
+func findBin(libGlob string) (string, error) {
 	if dir := os.Getenv("FIBRIX_PG_BIN"); dir != "" {
 		if !hasPrograms(dir) {
 			// Set but wrong is a mistake to report, not a reason to skip.
@@ -464,8 +472,8 @@ func findBin() (string, error) {
 		}
 		return dir, nil
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(dirs, func(a, b string) int {
+	dirs, _ := filepath.Glob(libGlob)
+	slices.SortFunc(dirs, func(a, b string) int { // highest version first
 		return compareVersions(filepath.Base(filepath.Dir(b)), filepath.Base(filepath.Dir(a)))
 	})
 	for _, dir := range dirs {

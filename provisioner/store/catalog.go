@@ -238,3 +238,8 @@ func (s *Store) UpdateImage(ctx context.Context, a Actor, id string, in ImageInp
 	})
 	return im, err
 }
+
+// VMStateCounts counts live VMs per state.
+func (s *Store) VMStateCounts(ctx context.Context) (map[string]int64, error) {
+	return s.countVMsBy(ctx, "state")
+}

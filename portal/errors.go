@@ -1,0 +1,148 @@
+package portal
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+	"github.com/fibrixcloud/fibrix/views"
+)
+
+// httpError is an error already decided at the edge: status, code and a
+// message safe to show.
+type httpError struct {
+	status  int
+	code    string
+	message string
+	field   string
+	// retryAfter, in seconds, for 429.
+	retryAfter int
+}
+
+func (e *httpError) Error() string { return e.message }
+
+func errUnauthenticated(msg string) error {
+	return &httpError{status: fiber.StatusUnauthorized, code: "unauthenticated", message: msg}
+}
+
+func errForbidden(msg string) error {
+	return &httpError{status: fiber.StatusForbidden, code: "forbidden", message: msg}
+}
+
+func errNotFound(what string) error {
+	return &httpError{status: fiber.StatusNotFound, code: "not_found", message: what + " not found"}
+}
+
+func errBadRequest(msg string) error {
+	return &httpError{status: fiber.StatusBadRequest, code: "bad_request", message: msg}
+}
+
+// classify translates any error into status, code, safe message and field.
+// It is the one place where store errors meet HTTP.
+func classify(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code := "bad_request"
+		switch fe.Code {
+		case fiber.StatusNotFound:
+			code = "not_found"
+		case fiber.StatusMethodNotAllowed:
+			code = "method_not_allowed"
+		case fiber.StatusRequestEntityTooLarge:
+			code = "too_large"
+		}
+		if fe.Code >= 500 {
+			return &httpError{status: fiber.StatusInternalServerError, code: "internal", message: "something went wrong on our side"}
+		}
+		return &httpError{status: fe.Code, code: code, message: strings.ToLower(fe.Message[:1]) + fe.Message[1:]}
+	}
+	if e, ok := store.AsError(err); ok {
+		he := &httpError{message: e.Message, field: e.Field}
+		switch {
+		case errors.Is(e, store.ErrNotFound):
+			he.status, he.code = fiber.StatusNotFound, "not_found"
+		case errors.Is(e, store.ErrInvalid):
+			he.status, he.code = fiber.StatusUnprocessableEntity, "invalid"
+		case errors.Is(e, store.ErrQuota):
+			he.status, he.code = fiber.StatusUnprocessableEntity, "quota_exceeded"
+		case errors.Is(e, store.ErrConflict):
+			he.status, he.code = fiber.StatusConflict, "conflict"
+		case errors.Is(e, store.ErrInvalidTransition):
+			he.status, he.code = fiber.StatusConflict, "invalid_state"
+		case errors.Is(e, store.ErrSuspended):
+			he.status, he.code = fiber.StatusForbidden, "suspended"
+		case errors.Is(e, store.ErrForbidden):
+			he.status, he.code = fiber.StatusForbidden, "forbidden"
+		default:
+			he.status, he.code = fiber.StatusInternalServerError, "internal"
+		}
+		return he
+	}
+	return &httpError{status: fiber.StatusInternalServerError, code: "internal", message: "something went wrong on our side"}
+}
+
+type apiErrorBody struct {
+	Error apiErrorDetail `json:"error"`
+}
+
+type apiErrorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// handleError writes the response for an error that reached the edge, and
+// logs it once: server faults at error level with the cause, refusals at
+// debug level.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	he := classify(err)
+	log := s.logger(c)
+	if he.status >= 500 {
+		log.Error("request failed", "err", err, "path", c.Path())
+	} else {
+		log.Debug("request refused", "status", he.status, "code", he.code, "reason", he.message)
+	}
+	if he.retryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, itoa(he.retryAfter))
+	}
+	msg := he.message
+	if he.status >= 500 {
+		msg = "something went wrong on our side; quote reference " + requestID(c) + " if you contact support"
+	}
+	c.Status(he.status)
+	if strings.HasPrefix(c.Path(), "/api/") {
+		return c.JSON(apiErrorBody{Error: apiErrorDetail{Code: he.code, Message: msg, Field: he.field, RequestID: requestID(c)}})
+	}
+	if he.status == fiber.StatusUnauthorized && c.Method() == fiber.MethodGet {
+		return c.Redirect("/login?next=" + urlQueryEscape(c.OriginalURL()))
+	}
+	if c.Get("HX-Request") == "true" {
+		c.Set("HX-Reswap", "none")
+		return c.SendString(msg)
+	}
+	return s.render(c, views.ErrorPage(views.ErrorView{Page: s.page(c, errorTitle(he.status), ""), Status: he.status, Message: msg}))
+}
+
+func errorTitle(status int) string {
+	switch status {
+	case fiber.StatusNotFound:
+		return "Not found"
+	case fiber.StatusForbidden:
+		return "Not allowed"
+	case fiber.StatusTooManyRequests:
+		return "Slow down"
+	case fiber.StatusUnauthorized:
+		return "Please log in"
+	}
+	if status >= 500 {
+		return "Something went wrong"
+	}
+	return "Request refused"
+}

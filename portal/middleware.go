@@ -1,0 +1,331 @@
+package portal
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+	"github.com/fibrixcloud/fibrix/views"
+)
+
+// identity is who made a request, set by the authentication middleware.
+type identity struct {
+	User   store.User
+	Tenant *store.Tenant // nil for staff
+	// Scope limits what a bearer token may do; sessions have ScopeWrite.
+	Scope string
+}
+
+func (id *identity) staff() bool { return id != nil && id.User.IsStaff() }
+
+func (id *identity) canWriteTenant() bool {
+	return id != nil && !id.staff() && id.Scope == store.ScopeWrite &&
+		(id.User.Role == store.RoleOwner || id.User.Role == store.RoleMember)
+}
+
+func (id *identity) canOperate() bool {
+	return id.staff() && id.Scope == store.ScopeWrite && (id.User.Role == store.RoleAdmin || id.User.Role == store.RoleOperator)
+}
+
+func (id *identity) canAdmin() bool {
+	return id.staff() && id.Scope == store.ScopeWrite && id.User.Role == store.RoleAdmin
+}
+
+const (
+	localIdentity  = "identity"
+	localRequestID = "request_id"
+	localLogger    = "logger"
+	localCSRF      = "csrf"
+)
+
+func who(c *fiber.Ctx) *identity {
+	id, _ := c.Locals(localIdentity).(*identity)
+	return id
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+func (s *Server) logger(c *fiber.Ctx) *slog.Logger {
+	if l, ok := c.Locals(localLogger).(*slog.Logger); ok {
+		return l
+	}
+	return s.log
+}
+
+func (s *Server) actor(c *fiber.Ctx) store.Actor {
+	a := store.Actor{IP: c.IP()}
+	if id := who(c); id != nil {
+		a.UserID, a.Email, a.TenantID = id.User.ID, id.User.Email, id.User.Tenant()
+	}
+	return a
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// observe assigns a request id, logs the request once and counts it.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	rid := c.Get("X-Request-Id")
+	if rid == "" || len(rid) > 64 || strings.ContainsFunc(rid, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		rid = randomString(9)
+	}
+	c.Locals(localRequestID, rid)
+	log := s.log.With("request_id", rid)
+	c.Locals(localLogger, log)
+	c.Set("X-Request-Id", rid)
+	err := c.Next()
+	if err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			log.Error("write error response", "err", herr)
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	s.metrics.observe(c.Method(), route, status, time.Since(start))
+	attrs := []any{"method", c.Method(), "path", c.Path(), "route", route, "status", status,
+		"duration_ms", time.Since(start).Milliseconds(), "ip", c.IP()}
+	if id := who(c); id != nil {
+		attrs = append(attrs, "user", id.User.ID)
+		if t := id.User.Tenant(); t != "" {
+			attrs = append(attrs, "tenant", t)
+		}
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	log.Log(c.UserContext(), level, "request", attrs...)
+	return nil
+}
+
+// secureHeaders sets the headers every response should carry.
+func secureHeaders(c *fiber.Ctx) error {
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("X-Frame-Options", "DENY")
+	c.Set("Referrer-Policy", "same-origin")
+	c.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	return c.Next()
+}
+
+// authenticate resolves the session cookie (pages) or the bearer token (API)
+// into an identity. It never rejects; guards do.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	api := strings.HasPrefix(c.Path(), "/api/")
+	var (
+		id  *identity
+		err error
+	)
+	if api {
+		if h := c.Get(fiber.HeaderAuthorization); h != "" {
+			raw, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok {
+				return errUnauthenticated("use Authorization: Bearer <token>")
+			}
+			id, err = s.identityFromBearer(c, strings.TrimSpace(raw))
+			if err != nil {
+				return err
+			}
+		}
+	} else if raw := c.Cookies(sessionCookie); raw != "" {
+		id, err = s.identityFromSession(c, raw)
+		if err != nil {
+			s.clearCookie(c, sessionCookie)
+			id = nil
+		}
+	}
+	if id != nil {
+		c.Locals(localIdentity, id)
+		c.Locals(localLogger, s.logger(c).With("user", id.User.ID, "tenant", id.User.Tenant()))
+	}
+	return c.Next()
+}
+
+func (s *Server) identityFromSession(c *fiber.Ctx, raw string) (*identity, error) {
+	claims, err := s.parseSession(raw)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.GetUser(c.UserContext(), claims.Subject)
+	if err != nil {
+		return nil, errBadSession
+	}
+	if subtle.ConstantTimeCompare([]byte(claims.PasswordStamp), []byte(s.passwordStamp(u.PasswordHash))) != 1 {
+		return nil, errBadSession
+	}
+	return s.loadIdentity(c, u, store.ScopeWrite)
+}
+
+func (s *Server) identityFromBearer(c *fiber.Ctx, raw string) (*identity, error) {
+	if strings.HasPrefix(raw, "fbx_") {
+		tok, u, err := s.store.AuthenticateToken(c.UserContext(), raw)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, errUnauthenticated("the API token is not valid or was revoked")
+			}
+			return nil, err
+		}
+		return s.loadIdentity(c, u, tok.Scope)
+	}
+	id, err := s.identityFromSession(c, raw)
+	if err != nil {
+		return nil, errUnauthenticated("the token is not valid or has expired; log in again")
+	}
+	return id, nil
+}
+
+func (s *Server) loadIdentity(c *fiber.Ctx, u store.User, scope string) (*identity, error) {
+	id := &identity{User: u, Scope: scope}
+	if !u.IsStaff() {
+		t, err := s.store.GetTenant(c.UserContext(), u.Tenant())
+		if err != nil {
+			return nil, err
+		}
+		id.Tenant = &t
+	}
+	return id, nil
+}
+
+// csrf protects every form: a random token lives in a cookie and must come
+// back in the form field _csrf or the X-CSRF-Token header. The API is exempt
+// because it authenticates with bearer tokens only, never cookies.
+func (s *Server) csrf(c *fiber.Ctx) error {
+	if strings.HasPrefix(c.Path(), "/api/") {
+		return c.Next()
+	}
+	token := c.Cookies(csrfCookie)
+	if len(token) < 32 {
+		token = randomString(32)
+		s.setCookie(c, csrfCookie, token, time.Time{})
+	}
+	c.Locals(localCSRF, token)
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return c.Next()
+	}
+	sent := c.Get("X-CSRF-Token")
+	if sent == "" {
+		sent = c.FormValue("_csrf")
+	}
+	if subtle.ConstantTimeCompare([]byte(sent), []byte(token)) != 1 {
+		return &httpError{status: fiber.StatusForbidden, code: "csrf", message: "this form has expired; reload the page and try again"}
+	}
+	return c.Next()
+}
+
+func (s *Server) setCookie(c *fiber.Ctx, name, value string, expires time.Time) {
+	c.Cookie(&fiber.Cookie{
+		Name: name, Value: value, Path: "/", Expires: expires,
+		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+}
+
+func (s *Server) clearCookie(c *fiber.Ctx, name string) {
+	c.Cookie(&fiber.Cookie{
+		Name: name, Value: "", Path: "/", Expires: time.Unix(1, 0), MaxAge: -1,
+		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+}
+
+// flash stores a one-shot message for the next page.
+func (s *Server) flash(c *fiber.Ctx, kind, msg string) {
+	v := url.Values{"k": {kind}, "m": {msg}}
+	s.setCookie(c, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(v.Encode())), time.Now().Add(time.Minute))
+}
+
+func (s *Server) takeFlash(c *fiber.Ctx) *views.Flash {
+	raw := c.Cookies(flashCookie)
+	if raw == "" {
+		return nil
+	}
+	s.clearCookie(c, flashCookie)
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return nil
+	}
+	v, err := url.ParseQuery(string(b))
+	if err != nil || v.Get("m") == "" {
+		return nil
+	}
+	kind := v.Get("k")
+	if kind != "success" && kind != "error" && kind != "info" {
+		kind = "info"
+	}
+	return &views.Flash{Kind: kind, Message: v.Get("m")}
+}
+
+// Guards.
+
+func signedIn(c *fiber.Ctx) error {
+	if who(c) == nil {
+		return errUnauthenticated("log in first")
+	}
+	return c.Next()
+}
+
+func tenantOnly(c *fiber.Ctx) error {
+	id := who(c)
+	if id == nil {
+		return errUnauthenticated("log in first")
+	}
+	if id.staff() {
+		return errForbidden("this page is for customers; staff use the admin panel")
+	}
+	return c.Next()
+}
+
+// tenantWrite lets owners and members change tenant resources; read-only
+// members and read-only tokens are refused.
+func tenantWrite(c *fiber.Ctx) error {
+	if !who(c).canWriteTenant() {
+		return errForbidden("your role or token allows reading only")
+	}
+	return c.Next()
+}
+
+func ownerOnly(c *fiber.Ctx) error {
+	id := who(c)
+	if id.User.Role != store.RoleOwner || id.Scope != store.ScopeWrite {
+		return errForbidden("only owners of the organisation can do this")
+	}
+	return c.Next()
+}
+
+func staffOnly(c *fiber.Ctx) error {
+	id := who(c)
+	if id == nil {
+		return errUnauthenticated("log in first")
+	}
+	if !id.staff() {
+		return errNotFound("page")
+	}
+	return c.Next()
+}
+
+func staffOperate(c *fiber.Ctx) error {
+	if !who(c).canOperate() {
+		return errForbidden("your staff role allows reading only")
+	}
+	return c.Next()
+}
+
+func staffAdmin(c *fiber.Ctx) error {
+	if !who(c).canAdmin() {
+		return errForbidden("only admins can change this")
+	}
+	return c.Next()
+}

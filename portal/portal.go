@@ -1,0 +1,113 @@
+// Package portal is the internet-facing half of Fibrix: customer pages, the
+// staff admin panel and the JSON API. It records desired state and queued
+// operations in the store and never touches hardware.
+package portal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// Config is what the portal needs to know, validated once by main.
+type Config struct {
+	// PublicURL is where people reach the portal, used in invitation links.
+	PublicURL string
+	// SecureCookies marks cookies Secure; set it when served over HTTPS.
+	SecureCookies bool
+	// SessionTTL is how long a sign-in lasts.
+	SessionTTL time.Duration
+	// PasswordCost is the bcrypt cost of password hashes.
+	PasswordCost int
+	// TrustProxy takes the client address from X-Forwarded-For.
+	TrustProxy bool
+	// Version is shown in /healthz and the footer.
+	Version string
+}
+
+// Validate fills defaults and refuses nonsense.
+func (c *Config) Validate() error {
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
+		return errors.New("session ttl must be between 1 minute and 30 days")
+	}
+	if c.PasswordCost == 0 {
+		c.PasswordCost = 12
+	}
+	if c.PasswordCost < 4 || c.PasswordCost > 16 {
+		return errors.New("password cost must be between 4 and 16")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://127.0.0.1:8080"
+	}
+	return nil
+}
+
+// Server serves the portal.
+type Server struct {
+	cfg     Config
+	store   *store.Store
+	log     *slog.Logger
+	jwtKey  []byte
+	// dummyHash is compared against when an email is unknown.
+	dummyHash []byte
+	limiter *limiter
+	metrics *metrics
+	app     *fiber.App
+}
+
+// New builds the portal on top of a migrated store.
+func New(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	key, err := st.Secret(ctx, "session_signing_key", func() string {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		return base64.RawStdEncoding.EncodeToString(b)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load session key: %w", err)
+	}
+	rawKey, err := base64.RawStdEncoding.DecodeString(key)
+	if err != nil || len(rawKey) < 32 {
+		return nil, errors.New("session signing key in the database is damaged")
+	}
+	dummy, err := bcrypt.GenerateFromPassword(rawKey[:16], cfg.PasswordCost)
+	if err != nil {
+		return nil, fmt.Errorf("prepare password check: %w", err)
+	}
+	s := &Server{cfg: cfg, store: st, log: log, jwtKey: rawKey, dummyHash: dummy, limiter: newLimiter(), metrics: newMetrics()}
+	s.app = s.routes()
+	return s, nil
+}
+
+// App exposes the HTTP handler, for tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve listens on ln until ctx is cancelled, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		if err := s.app.ShutdownWithTimeout(10 * time.Second); err != nil {
+			return fmt.Errorf("portal shutdown: %w", err)
+		}
+		return nil
+	}
+}

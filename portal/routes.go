@@ -1,0 +1,138 @@
+package portal
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/fibrixcloud/fibrix/static"
+)
+
+// apiPrefix is where the JSON API lives.
+const apiPrefix = "/api/v1"
+
+// routes is the whole URL space of the portal. Guards run left to right:
+// tenantOnly/staffOnly decide who may see, tenantWrite/ownerOnly/
+// staffOperate/staffAdmin who may change.
+func (s *Server) routes() *fiber.App {
+	cfg := fiber.Config{
+		AppName:               "Fibrix Cloud",
+		BodyLimit:             1 << 20,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+	}
+	if s.cfg.TrustProxy {
+		cfg.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	app := fiber.New(cfg)
+	app.Use(s.observe, recover.New(), secureHeaders)
+
+	app.Get("/healthz", s.handleHealth)
+	app.Get("/metrics", s.handleMetrics)
+	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
+
+	app.Use(s.authenticate, s.csrf)
+
+	// Pages: everyone.
+	app.Get("/", s.webHome)
+	app.Get("/login", s.webLoginForm)
+	app.Post("/login", s.webLogin)
+	app.Get("/signup", s.webSignupForm)
+	app.Post("/signup", s.webSignup)
+	app.Post("/logout", s.webLogout)
+	app.Get("/invite/:token", s.webInviteForm)
+	app.Post("/invite/:token", s.webInviteAccept)
+
+	// Pages: customers.
+	app.Get("/dashboard", tenantOnly, s.webDashboard)
+	app.Get("/vms", tenantOnly, s.webVMList)
+	app.Get("/vms/new", tenantOnly, tenantWrite, s.webVMNew)
+	app.Post("/vms", tenantOnly, tenantWrite, s.webVMCreate)
+	app.Get("/vms/:id", tenantOnly, s.webVMDetail)
+	app.Get("/vms/:id/status", tenantOnly, s.webVMStatus)
+	app.Post("/vms/:id/actions", tenantOnly, tenantWrite, s.webVMAction)
+	app.Post("/vms/:id/delete", tenantOnly, tenantWrite, s.webVMDelete)
+	app.Get("/ssh-keys", tenantOnly, s.webSSHKeyList)
+	app.Post("/ssh-keys", tenantOnly, tenantWrite, s.webSSHKeyCreate)
+	app.Post("/ssh-keys/:id/delete", tenantOnly, tenantWrite, s.webSSHKeyDelete)
+	app.Get("/account", signedIn, s.webAccount)
+	app.Post("/account/password", signedIn, s.webPasswordChange)
+	app.Post("/account/invitations", tenantOnly, ownerOnly, s.webInvitationCreate)
+	app.Post("/account/invitations/:id/delete", tenantOnly, ownerOnly, s.webInvitationDelete)
+	app.Post("/account/members/:id/role", tenantOnly, ownerOnly, s.webMemberRole)
+	app.Post("/account/members/:id/delete", tenantOnly, ownerOnly, s.webMemberDelete)
+	app.Get("/account/tokens", signedIn, s.webTokenList)
+	app.Post("/account/tokens", signedIn, s.webTokenCreate)
+	app.Post("/account/tokens/:id/delete", signedIn, s.webTokenDelete)
+	app.Get("/audit", tenantOnly, s.webAudit)
+
+	// Pages: staff.
+	app.Get("/admin", staffOnly, s.webAdminHome)
+	app.Get("/admin/tenants", staffOnly, s.webAdminTenantList)
+	app.Get("/admin/tenants/:id", staffOnly, s.webAdminTenant)
+	app.Post("/admin/tenants/:id/quota", staffOnly, staffOperate, s.webAdminTenantQuota)
+	app.Post("/admin/tenants/:id/suspend", staffOnly, staffOperate, s.webAdminTenantSuspend)
+	app.Post("/admin/tenants/:id/unsuspend", staffOnly, staffOperate, s.webAdminTenantUnsuspend)
+	app.Get("/admin/quotas", staffOnly, s.webAdminQuotas)
+	app.Post("/admin/quotas", staffOnly, staffAdmin, s.webAdminQuotasUpdate)
+	app.Get("/admin/users", staffOnly, s.webAdminUserList)
+	app.Post("/admin/users", staffOnly, staffAdmin, s.webAdminUserCreate)
+	app.Get("/admin/plans", staffOnly, s.webAdminPlanList)
+	app.Post("/admin/plans", staffOnly, staffAdmin, s.webAdminPlanCreate)
+	app.Get("/admin/plans/:id", staffOnly, s.webAdminPlanEdit)
+	app.Post("/admin/plans/:id", staffOnly, staffAdmin, s.webAdminPlanUpdate)
+	app.Get("/admin/images", staffOnly, s.webAdminImageList)
+	app.Post("/admin/images", staffOnly, staffAdmin, s.webAdminImageCreate)
+	app.Get("/admin/images/:id", staffOnly, s.webAdminImageEdit)
+	app.Post("/admin/images/:id", staffOnly, staffAdmin, s.webAdminImageUpdate)
+	app.Get("/admin/vms", staffOnly, s.webAdminVMList)
+	app.Get("/admin/audit", staffOnly, s.webAdminAudit)
+
+	// JSON API: bearer tokens only (a session JWT from /auth/login or an
+	// API token), so no CSRF.
+	api := apiPrefix
+	app.Get(api+"/openapi.json", s.apiOpenAPI)
+	app.Post(api+"/auth/signup", s.apiSignup)
+	app.Post(api+"/auth/login", s.apiLogin)
+	app.Get(api+"/account", signedIn, s.apiAccount)
+	app.Get(api+"/quota", tenantOnly, s.apiQuota)
+	app.Get(api+"/ssh-keys", tenantOnly, s.apiSSHKeyList)
+	app.Post(api+"/ssh-keys", tenantOnly, tenantWrite, s.apiSSHKeyCreate)
+	app.Get(api+"/ssh-keys/:id", tenantOnly, s.apiSSHKeyGet)
+	app.Delete(api+"/ssh-keys/:id", tenantOnly, tenantWrite, s.apiSSHKeyDelete)
+	app.Get(api+"/plans", signedIn, s.apiPlanList)
+	app.Get(api+"/images", signedIn, s.apiImageList)
+	app.Get(api+"/vms", tenantOnly, s.apiVMList)
+	app.Post(api+"/vms", tenantOnly, tenantWrite, s.apiVMCreate)
+	app.Get(api+"/vms/:id", tenantOnly, s.apiVMGet)
+	app.Delete(api+"/vms/:id", tenantOnly, tenantWrite, s.apiVMDelete)
+	app.Post(api+"/vms/:id/actions", tenantOnly, tenantWrite, s.apiVMAction)
+	app.Get(api+"/audit", tenantOnly, s.apiAudit)
+
+	app.Get(api+"/admin/plans", staffOnly, s.apiAdminPlanList)
+	app.Post(api+"/admin/plans", staffOnly, staffAdmin, s.apiAdminPlanCreate)
+	app.Put(api+"/admin/plans/:id", staffOnly, staffAdmin, s.apiAdminPlanUpdate)
+	app.Get(api+"/admin/images", staffOnly, s.apiAdminImageList)
+	app.Post(api+"/admin/images", staffOnly, staffAdmin, s.apiAdminImageCreate)
+	app.Put(api+"/admin/images/:id", staffOnly, staffAdmin, s.apiAdminImageUpdate)
+	app.Get(api+"/admin/tenants", staffOnly, s.apiAdminTenantList)
+	app.Get(api+"/admin/tenants/:id", staffOnly, s.apiAdminTenantGet)
+	app.Put(api+"/admin/tenants/:id/quota", staffOnly, staffOperate, s.apiAdminTenantQuota)
+	app.Post(api+"/admin/tenants/:id/suspend", staffOnly, staffOperate, s.apiAdminTenantSuspend)
+	app.Post(api+"/admin/tenants/:id/unsuspend", staffOnly, staffOperate, s.apiAdminTenantUnsuspend)
+	app.Get(api+"/admin/quota-defaults", staffOnly, s.apiAdminQuotaDefaults)
+	app.Put(api+"/admin/quota-defaults", staffOnly, staffAdmin, s.apiAdminQuotaDefaultsUpdate)
+	app.Get(api+"/admin/users", staffOnly, s.apiAdminUserList)
+	app.Post(api+"/admin/users", staffOnly, staffAdmin, s.apiAdminUserCreate)
+	app.Get(api+"/admin/vms", staffOnly, s.apiAdminVMList)
+	app.Get(api+"/admin/audit", staffOnly, s.apiAdminAudit)
+
+	app.Use(func(c *fiber.Ctx) error { return errNotFound("page") })
+	return app
+}
