@@ -57,15 +57,15 @@ func (c *Config) Validate() error {
 
 // Server serves the portal.
 type Server struct {
-	cfg     Config
-	store   *store.Store
-	log     *slog.Logger
-	jwtKey  []byte
+	cfg    Config
+	store  *store.Store
+	log    *slog.Logger
+	jwtKey []byte
 	// dummyHash is compared against when an email is unknown.
 	dummyHash []byte
-	limiter *limiter
-	metrics *metrics
-	app     *fiber.App
+	limiter   *limiter
+	metrics   *metrics
+	app       *fiber.App
 }
 
 // New builds the portal on top of a migrated store.
