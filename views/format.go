@@ -2,7 +2,6 @@ package views
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -137,14 +136,6 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // i64 is strconv.FormatInt for templates.
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
-
-// plural renders "1 key" / "2 keys".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
 
 // contains reports whether s is in list.
 func contains(list []string, s string) bool {

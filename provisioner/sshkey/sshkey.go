@@ -15,6 +15,9 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
+// algoDSA is the name of the DSA key type, recognised only to refuse it.
+const algoDSA = "ssh-dss"
+
 // MaxInput is the number of bytes accepted from a paste or upload.
 const MaxInput = 16 << 10
 
@@ -163,7 +166,7 @@ func checkType(pub ssh.PublicKey) (int, error) {
 // typeError explains why a key of a type we recognise by name is refused.
 func typeError(t string) error {
 	switch {
-	case t == ssh.InsecureKeyAlgoDSA:
+	case t == algoDSA:
 		return invalidError(msgDSA)
 	case strings.Contains(t, "-cert-"):
 		return invalidError(msgCert)
@@ -188,7 +191,7 @@ func explain(input, line string) error {
 	}
 	for _, f := range fields {
 		switch {
-		case f == ssh.InsecureKeyAlgoDSA:
+		case f == algoDSA:
 			return invalidError(msgDSA)
 		case isSupported(f):
 			return invalidError(msgDamaged)

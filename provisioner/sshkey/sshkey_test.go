@@ -1,7 +1,8 @@
 package sshkey
 
 import (
-	"crypto/dsa" //nolint:staticcheck // needed to build the DSA keys that must be refused
+	//lint:ignore SA1019 DSA keys are built only to check that they are refused
+	"crypto/dsa"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"

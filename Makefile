@@ -1,0 +1,50 @@
+# Fibrix Cloud. `make run` starts the all-in-one product on SQLite;
+# `make test` runs every check and test (PostgreSQL and Chromium are started by
+# the tests themselves; .ci/run installs the system packages first).
+
+GO       ?= go
+BIN      := bin/fibrix
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build run test unit lint fmt generate check-generated check-deps staticcheck clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fibrix
+
+## run: start portal + admin panel + API on http://127.0.0.1:8080 with ./var/fibrix.db
+run: build
+	./$(BIN) serve --migrate
+
+## generate: regenerate templ components after editing views/*.templ
+generate:
+	$(GO) tool templ generate -path views
+
+## test: checks, lint and the whole test suite
+test: check-generated check-deps lint unit
+
+unit:
+	$(GO) test -count=1 -timeout 20m ./...
+
+lint: fmt staticcheck
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+staticcheck:
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+
+check-generated:
+	@.ci/check-generated.sh
+
+check-deps:
+	@.ci/check-deps.sh
+
+clean:
+	rm -rf bin

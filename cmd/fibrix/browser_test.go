@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/ssh"
+)
+
+// chromium finds a Chromium to drive, or skips outside CI.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "Chromium not installed: apt-get install chromium (the browser test drives it headless)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// artifacts is where screenshots go: $FIBRIX_ARTIFACTS or artifacts/browser
+// at the top of the repository.
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("FIBRIX_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "artifacts", "browser")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func authorizedKey(t *testing.T, comment string) string {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _ := ssh.NewPublicKey(pub)
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " " + comment
+}
+
+func weakRSAKey(t *testing.T) string {
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _ := ssh.NewPublicKey(&k.PublicKey)
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " old@laptop"
+}
+
+// TestBrowserJourney walks the customer and staff journey of the portal in
+// headless Chromium against the real binary, saving a screenshot per step.
+func TestBrowserJourney(t *testing.T) {
+	exe := chromium(t)
+	bin := buildBinary(t)
+	in := serve(t, bin, t.TempDir())
+	shots := artifacts(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.WindowSize(1280, 1000),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancelTimeout()
+
+	step := 0
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			step++
+			buf, err := chromedp.FullScreenshot(85)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			file := fmt.Sprintf("%02d-%s.png", step, strings.ReplaceAll(name, " ", "-"))
+			return os.WriteFile(filepath.Join(shots, file), buf, 0o644)
+		})
+	}
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("%s: %v\npage main: %.2000s", what, err, html)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return s
+	}
+
+	// Staff registers an image so that customers have something to order.
+	run("staff login",
+		chromedp.Navigate(in.URL+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), in.Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), in.Password),
+		chromedp.Click(chromedp.CSS(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=admin-tenants-page]`)),
+		shot("staff tenants"),
+	)
+	form := `[data-testid=admin-image-create-form] `
+	run("register image",
+		chromedp.Navigate(in.URL+"/admin/images"),
+		chromedp.WaitVisible(form),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=name]`), "debian-12"),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=os]`), "Debian"),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=version]`), "12"),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=source_url]`), "https://images.isp.example/debian-12.qcow2"),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=checksum]`), "sha256:"+strings.Repeat("0123456789abcdef", 4)),
+		chromedp.Submit(chromedp.CSS(form+`input[name=name]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=admin-images-row]`)),
+		shot("staff images"),
+		chromedp.Submit(chromedp.CSS(`header form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
+	)
+
+	// A customer signs up.
+	run("signup",
+		chromedp.Navigate(in.URL+"/signup"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=signup-form]`)),
+		chromedp.SendKeys(chromedp.CSS(`#tenant`), "Acme Web Shop"),
+		chromedp.SendKeys(chromedp.CSS(`#email`), "owner@acme.example"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "correct horse battery"),
+		chromedp.SendKeys(chromedp.CSS(`#password_confirm`), "correct horse battery"),
+		chromedp.Click(chromedp.CSS(`[data-testid=signup-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=quota-card]`)),
+		shot("dashboard empty"),
+	)
+	instancesBefore := text(`[data-testid=quota-instances]`)
+
+	// A weak key is refused with a clear message; a good one is added.
+	run("bad key",
+		chromedp.Navigate(in.URL+"/ssh-keys"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=key-add-form]`)),
+		chromedp.SendKeys(chromedp.CSS(`#key-name`), "old laptop"),
+		chromedp.SetValue(chromedp.CSS(`#public_key`), weakRSAKey(t)),
+		chromedp.Click(chromedp.CSS(`[data-testid=key-add-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=error-public_key]`)),
+		shot("bad key refused"),
+	)
+	if msg := text(`[data-testid=error-public_key]`); !strings.Contains(msg, "2048") {
+		t.Errorf("weak key message %q does not name the minimum size", msg)
+	}
+	run("good key",
+		chromedp.SetValue(chromedp.CSS(`#key-name`), "laptop"),
+		chromedp.SetValue(chromedp.CSS(`#public_key`), authorizedKey(t, "me@laptop")),
+		chromedp.Click(chromedp.CSS(`[data-testid=key-add-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=key-row]`)),
+		shot("key added"),
+	)
+	if fp := text(`[data-testid=key-fingerprint]`); !strings.HasPrefix(fp, "SHA256:") {
+		t.Errorf("fingerprint shown as %q", fp)
+	}
+
+	// Order a VM; it is honestly pending.
+	run("order form",
+		chromedp.Navigate(in.URL+"/vms/new"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=vm-new-form]`)),
+	)
+	opt, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`#image option:nth-child(2)`), "value"))
+	if err != nil {
+		t.Fatalf("read image option: %v", err)
+	}
+	imageID := opt.Value
+	run("order",
+		chromedp.SendKeys(chromedp.CSS(`#name`), "web-1"),
+		chromedp.Click(chromedp.CSS(`input[name=plan][value=plan-small]`)),
+		chromedp.SetValue(chromedp.CSS(`#image`), imageID),
+		chromedp.Click(chromedp.CSS(`input[name=ssh_keys]`)),
+		shot("order form"),
+		chromedp.Click(chromedp.CSS(`[data-testid=vm-create-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=vm-status]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=timeline-waiting]`)),
+		shot("vm pending"),
+	)
+	if name := text(`[data-testid=vm-name]`); name != "web-1" {
+		t.Errorf("detail page shows %q", name)
+	}
+	// The status block keeps polling (htmx swaps it in place) and stays pending.
+	run("poll", chromedp.Sleep(4*time.Second), chromedp.WaitVisible(chromedp.CSS(`[data-testid=timeline-waiting]`)))
+	if st := text(`[data-testid=vm-status] .badge`); !strings.Contains(strings.ToLower(st), "pending") {
+		t.Errorf("state badge %q, want pending", st)
+	}
+
+	run("dashboard after order",
+		chromedp.Navigate(in.URL+"/dashboard"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=quota-card]`)),
+		shot("dashboard after order"),
+	)
+	if after := text(`[data-testid=quota-instances]`); after == instancesBefore {
+		t.Errorf("instances quota unchanged after ordering: %q", after)
+	}
+	run("customer logout",
+		chromedp.Submit(chromedp.CSS(`header form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
+	)
+
+	// Staff sees the order in the audit log.
+	run("staff audit",
+		chromedp.SendKeys(chromedp.CSS(`#email`), in.Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), in.Password),
+		chromedp.Click(chromedp.CSS(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=admin-tenants-page]`)),
+		chromedp.Navigate(in.URL+"/admin/audit?action=vm.create"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=admin-audit-table]`)),
+		shot("staff audit"),
+	)
+	if log := text(`[data-testid=admin-audit-table]`); !strings.Contains(log, "owner@acme.example") || !strings.Contains(log, "web-1") {
+		t.Errorf("audit log does not show the order: %.500s", log)
+	}
+}

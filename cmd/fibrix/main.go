@@ -1,0 +1,382 @@
+// Command fibrix runs Fibrix Cloud: the customer portal, the staff panel and
+// the JSON API in one process (more roles join as they are built), plus
+// administrative helpers.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fibrixcloud/fibrix/portal"
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `Fibrix Cloud — sell virtual machines from your own rack.
+
+Usage:
+  fibrix serve [flags]                    run the portal, admin panel and API
+  fibrix migrate [flags]                  apply database migrations and exit
+  fibrix admin create-staff [flags]       add a staff account (--email, --password, --role)
+  fibrix admin set-password [flags]       set a user's password (--email, --password)
+  fibrix version                          print the version
+
+Every flag can also be set with an environment variable FIBRIX_<FLAG> (dashes
+become underscores), e.g. FIBRIX_LISTEN=0.0.0.0:8080. Flags win.
+Run "fibrix <command> -h" for the flags of a command.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fibrix:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "migrate":
+		return cmdMigrate(args[1:], stdout, stderr)
+	case "admin":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, usage)
+			return errors.New("admin needs a subcommand")
+		}
+		switch args[1] {
+		case "create-staff":
+			return cmdCreateStaff(args[2:], stdout, stderr)
+		case "set-password":
+			return cmdSetPassword(args[2:], stdout, stderr)
+		}
+		return fmt.Errorf("unknown admin command %q", args[1])
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "fibrix", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// common are the settings every command shares.
+type common struct {
+	dataDir     string
+	databaseURL string
+	logLevel    string
+	logFormat   string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.dataDir, "data-dir", env("FIBRIX_DATA_DIR", "./var"), "directory for the embedded database and other state")
+	fs.StringVar(&c.databaseURL, "database-url", env("FIBRIX_DATABASE_URL", ""), "PostgreSQL URL (postgres://…) or SQLite path (sqlite:PATH); default: SQLite in the data dir")
+	fs.StringVar(&c.logLevel, "log-level", env("FIBRIX_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", env("FIBRIX_LOG_FORMAT", "text"), "text or json")
+}
+
+func (c *common) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", c.logFormat)
+}
+
+func (c *common) url() string {
+	if c.databaseURL != "" {
+		return c.databaseURL
+	}
+	return "sqlite:" + filepath.Join(c.dataDir, "fibrix.db")
+}
+
+func (c *common) open(ctx context.Context, log *slog.Logger) (*store.Store, error) {
+	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return store.Open(ctx, c.url(), log)
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(key string, def bool) bool {
+	if v, ok := os.LookupEnv(key); ok {
+		b, err := strconv.ParseBool(v)
+		if err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(key); ok {
+		d, err := time.ParseDuration(v)
+		if err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	listen := fs.String("listen", env("FIBRIX_LISTEN", "127.0.0.1:8080"), "address of the portal (HTTP)")
+	publicURL := fs.String("public-url", env("FIBRIX_PUBLIC_URL", ""), "URL customers use to reach the portal (default: http://<listen>)")
+	migrate := fs.Bool("migrate", envBool("FIBRIX_MIGRATE", false), "apply pending database migrations before starting")
+	secure := fs.Bool("secure-cookies", envBool("FIBRIX_SECURE_COOKIES", false), "mark cookies Secure (set when served over HTTPS)")
+	trustProxy := fs.Bool("trust-proxy", envBool("FIBRIX_TRUST_PROXY", false), "take client addresses from X-Forwarded-For (only behind your own proxy)")
+	sessionTTL := fs.Duration("session-ttl", envDuration("FIBRIX_SESSION_TTL", 12*time.Hour), "how long a sign-in lasts")
+	bootstrap := fs.String("bootstrap-email", env("FIBRIX_BOOTSTRAP_EMAIL", "admin@fibrix.local"), "email of the staff account created on first start")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := c.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *migrate {
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info("database migrated", "versions", applied)
+		}
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	base := *publicURL
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	srv, err := portal.New(ctx, portal.Config{PublicURL: strings.TrimRight(base, "/"), SecureCookies: *secure,
+		SessionTTL: *sessionTTL, TrustProxy: *trustProxy, Version: version}, st, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := bootstrapStaff(ctx, st, *bootstrap, base, stdout); err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info("fibrix serving", "version", version, "portal", base, "database", st.Dialect())
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(ctx, ln) })
+	err = g.Wait()
+	log.Info("fibrix stopped")
+	return err
+}
+
+// bootstrapStaff creates the first staff account with a generated password
+// on a database that has none, and prints how to sign in. The password is
+// shown here once and never logged.
+func bootstrapStaff(ctx context.Context, st *store.Store, email, base string, stdout io.Writer) error {
+	n, err := st.CountStaff(ctx)
+	if err != nil {
+		return fmt.Errorf("count staff: %w", err)
+	}
+	if n > 0 {
+		fmt.Fprintf(stdout, "Fibrix Cloud is running at %s\n", base)
+		return nil
+	}
+	pw := generatePassword()
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), 12)
+	if err != nil {
+		return err
+	}
+	if _, err := st.CreateStaff(ctx, store.Actor{Email: "system"}, email, string(hash), store.RoleAdmin); err != nil {
+		return fmt.Errorf("create first staff account: %w", err)
+	}
+	fmt.Fprintf(stdout, `Fibrix Cloud is running at %s
+
+First start: a staff account was created. Sign in at %s/login with
+    email:    %s
+    password: %s
+This password is shown only now; change it under Account after signing in.
+To add staff later: fibrix admin create-staff --email you@example.com --password '…' --role admin
+
+`, base, base, email, pw)
+	return nil
+}
+
+func generatePassword() string {
+	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 20)
+	for i := range b {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		b[i] = alphabet[n.Int64()]
+	}
+	return string(b)
+}
+
+func cmdMigrate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := c.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "database schema is up to date")
+		return nil
+	}
+	fmt.Fprintf(stdout, "applied migrations %v\n", applied)
+	return nil
+}
+
+func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *common, *string, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	email := fs.String("email", "", "the account's email address")
+	password := fs.String("password", env("FIBRIX_ADMIN_PASSWORD", ""), "the password (at least 10 characters; or FIBRIX_ADMIN_PASSWORD)")
+	return fs, &c, email, password
+}
+
+func checkPasswordFlag(pw string) error {
+	if len(pw) < 10 || len(pw) > 72 {
+		return errors.New("--password must be 10 to 72 characters")
+	}
+	return nil
+}
+
+func cmdCreateStaff(args []string, stdout, stderr io.Writer) error {
+	fs, c, email, password := adminFlags("admin create-staff", stderr)
+	role := fs.String("role", "admin", "admin, operator or auditor")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkPasswordFlag(*password); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := c.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.CheckSchema(ctx); err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(*password), 12)
+	if err != nil {
+		return err
+	}
+	u, err := st.CreateStaff(ctx, store.Actor{Email: "cli"}, *email, string(hash), *role)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "staff account %s (%s) created\n", u.Email, u.Role)
+	return nil
+}
+
+func cmdSetPassword(args []string, stdout, stderr io.Writer) error {
+	fs, c, email, password := adminFlags("admin set-password", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkPasswordFlag(*password); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := c.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.CheckSchema(ctx); err != nil {
+		return err
+	}
+	u, err := st.GetUserByEmail(ctx, *email)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *email, err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(*password), 12)
+	if err != nil {
+		return err
+	}
+	if err := st.ChangePassword(ctx, store.Actor{Email: "cli"}, u.ID, string(hash)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "password of %s changed; their other sessions have ended\n", u.Email)
+	return nil
+}
