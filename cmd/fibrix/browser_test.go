@@ -92,7 +92,7 @@ func TestBrowserJourney(t *testing.T) {
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			step++
-			buf, err := chromedp.FullScreenshot(85)(ctx, tg)
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
 			if err != nil {
 				return err
 			}
@@ -102,9 +102,16 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
-			t.Fatalf("%s: %v\npage main: %.2000s", what, err, html)
+		// One step may take 30 s; the first also starts the browser.
+		stepCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if step == 0 {
+			stepCtx = ctx
+		}
+		if err := chromedp.Do(stepCtx, actions...); err != nil {
+			_ = chromedp.Do(ctx, shot("failed "+what))
+			errs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('[role=alert], .form-error, [data-testid^=error-]')).map(e => e.textContent.trim()).join(" | ")`))
+			t.Fatalf("%s: %v\nerrors on the page: %s", what, err, errs)
 		}
 	}
 	text := func(sel string) string {
@@ -136,9 +143,9 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(form+`input[name=source_url]`), "https://images.isp.example/debian-12.qcow2"),
 		chromedp.SendKeys(chromedp.CSS(form+`input[name=checksum]`), "sha256:"+strings.Repeat("0123456789abcdef", 4)),
 		chromedp.Submit(chromedp.CSS(form+`input[name=name]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=admin-images-row]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=admin-image-row]`)),
 		shot("staff images"),
-		chromedp.Submit(chromedp.CSS(`header form[action="/logout"] button`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=logout-button]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
 	)
 
@@ -190,11 +197,14 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatalf("read image option: %v", err)
 	}
 	imageID := opt.Value
+	// With a single key the form preselects it.
+	if checked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('input[name=ssh_keys]').checked`)); err != nil || !checked {
+		t.Errorf("the only SSH key is not preselected (%v)", err)
+	}
 	run("order",
 		chromedp.SendKeys(chromedp.CSS(`#name`), "web-1"),
 		chromedp.Click(chromedp.CSS(`input[name=plan][value=plan-small]`)),
 		chromedp.SetValue(chromedp.CSS(`#image`), imageID),
-		chromedp.Click(chromedp.CSS(`input[name=ssh_keys]`)),
 		shot("order form"),
 		chromedp.Click(chromedp.CSS(`[data-testid=vm-create-submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=vm-status]`)),
@@ -219,7 +229,7 @@ func TestBrowserJourney(t *testing.T) {
 		t.Errorf("instances quota unchanged after ordering: %q", after)
 	}
 	run("customer logout",
-		chromedp.Submit(chromedp.CSS(`header form[action="/logout"] button`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=logout-button]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
 	)
 

@@ -1,0 +1,35 @@
+package portal
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// apiPlanList shows the offered plans and, for customers, whether one more
+// VM of each fits their quota now.
+func (s *Server) apiPlanList(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	plans, err := s.store.ListPlans(ctx, true)
+	if err != nil {
+		return err
+	}
+	id := who(c)
+	var limits, used store.Quota
+	if !id.staff() {
+		if limits, used, err = s.store.QuotaUsage(ctx, id.User.Tenant()); err != nil {
+			return err
+		}
+	}
+	items := make([]planJSON, len(plans))
+	for i, p := range plans {
+		items[i] = planJSON{ID: p.ID, Name: p.Name, VCPUs: p.VCPUs, MemoryMiB: p.MemoryMiB, DiskGiB: p.DiskGiB, Fits: true}
+		if id.staff() {
+			continue
+		}
+		if err := store.FitPlan(limits, used, p); err != nil {
+			items[i].Fits, items[i].Reason = false, err.Error()
+		}
+	}
+	return c.JSON(newItems(items))
+}

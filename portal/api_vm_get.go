@@ -1,0 +1,11 @@
+package portal
+
+import "github.com/gofiber/fiber/v2"
+
+func (s *Server) apiVMGet(c *fiber.Ctx) error {
+	d, err := s.store.GetVM(c.UserContext(), who(c).User.Tenant(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toVMDetailJSON(d))
+}

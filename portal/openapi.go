@@ -1,0 +1,317 @@
+package portal
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// The OpenAPI 3.0.3 description of /api/v1, built in Go so that it changes
+// together with the handlers; openapi_test.go checks both agree.
+
+type oaObj = map[string]any
+
+func (s *Server) apiOpenAPI(c *fiber.Ctx) error {
+	return c.JSON(openAPIDocument(s.cfg.Version))
+}
+
+func oaString() oaObj   { return oaObj{"type": "string"} }
+func oaInt() oaObj      { return oaObj{"type": "integer", "format": "int64"} }
+func oaBool() oaObj     { return oaObj{"type": "boolean"} }
+func oaTime() oaObj     { return oaObj{"type": "string", "format": "date-time"} }
+func oaTimeNull() oaObj { return oaObj{"type": "string", "format": "date-time", "nullable": true} }
+func oaRef(name string) oaObj {
+	return oaObj{"$ref": "#/components/schemas/" + name}
+}
+func oaArray(items oaObj) oaObj { return oaObj{"type": "array", "items": items} }
+func oaEnum(values ...string) oaObj {
+	return oaObj{"type": "string", "enum": values}
+}
+
+// oaObject is an object schema; every property is required unless listed
+// in optional.
+func oaObject(props oaObj, optional ...string) oaObj {
+	req := []string{}
+	for k := range props {
+		if !slices.Contains(optional, k) {
+			req = append(req, k)
+		}
+	}
+	slices.Sort(req)
+	o := oaObj{"type": "object", "properties": props, "additionalProperties": false}
+	if len(req) > 0 {
+		o["required"] = req
+	}
+	return o
+}
+
+func oaMerge(a, b oaObj) oaObj {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
+}
+
+func oaList(item string) oaObj {
+	return oaObject(oaObj{"items": oaArray(oaRef(item)), "page": oaInt(), "per_page": oaInt(), "total": oaInt()})
+}
+
+func oaItems(item string) oaObj {
+	return oaObject(oaObj{"items": oaArray(oaRef(item))})
+}
+
+func oaJSON(schema oaObj) oaObj {
+	return oaObj{"application/json": oaObj{"schema": schema}}
+}
+
+// oaOp describes one operation.
+type oaOp struct {
+	summary  string
+	tag      string
+	public   bool
+	body     string // request schema name
+	status   int
+	response oaObj // nil: no body
+	errors   []int
+	params   []oaObj
+}
+
+func errorText(status int) string {
+	switch status {
+	case 400:
+		return "Malformed request: bad JSON, unknown field or bad query parameter."
+	case 401:
+		return "Not authenticated."
+	case 403:
+		return "The role or token scope does not allow this, or the tenant is suspended."
+	case 404:
+		return "Not found (also another tenant's id, and admin routes for customers)."
+	case 409:
+		return "Conflict: duplicate, or not possible in the current state."
+	case 415:
+		return "The body is not application/json."
+	case 422:
+		return "Invalid value or quota exceeded; error.field names the input."
+	case 429:
+		return "Too many attempts."
+	}
+	return "Refused."
+}
+
+func (o oaOp) build() oaObj {
+	op := oaObj{"summary": o.summary, "tags": []string{o.tag}}
+	if o.public {
+		op["security"] = []oaObj{}
+	}
+	if len(o.params) > 0 {
+		op["parameters"] = o.params
+	}
+	if o.body != "" {
+		op["requestBody"] = oaObj{"required": true, "content": oaJSON(oaRef(o.body))}
+	}
+	res := oaObj{}
+	ok := oaObj{"description": "Success."}
+	if o.response != nil {
+		ok["content"] = oaJSON(o.response)
+	}
+	res[strconv.Itoa(o.status)] = ok
+	errs := o.errors
+	if !o.public {
+		errs = append([]int{401}, errs...)
+	}
+	if o.body != "" {
+		errs = append(errs, 400, 415, 422)
+	}
+	for _, code := range errs {
+		res[strconv.Itoa(code)] = oaObj{"description": errorText(code), "content": oaJSON(oaRef("Error"))}
+	}
+	op["responses"] = res
+	return op
+}
+
+func oaQuery(name, desc string, schema oaObj) oaObj {
+	return oaObj{"name": name, "in": "query", "required": false, "description": desc, "schema": schema}
+}
+
+func oaPaging(extra ...oaObj) []oaObj {
+	return append([]oaObj{
+		oaQuery("page", "Page number, from 1.", oaObj{"type": "integer", "minimum": 1, "default": 1}),
+		oaQuery("per_page", "Items per page.", oaObj{"type": "integer", "minimum": 1, "maximum": 100, "default": 25}),
+	}, extra...)
+}
+
+func openAPIDocument(version string) oaObj {
+	if version == "" {
+		version = "dev"
+	}
+	quota := oaObject(oaObj{"instances": oaInt(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(), "ssh_keys": oaInt(), "port_forwards": oaInt()})
+	ref := oaObject(oaObj{"id": oaString(), "name": oaString()})
+	vm := oaObj{
+		"id": oaString(), "name": oaString(), "state": oaString(), "desired_state": oaString(),
+		"plan": ref, "image": ref, "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(),
+		"ip": oaString(), "dns_name": oaString(), "ssh_keys": oaArray(oaString()), "user_data_bytes": oaInt(),
+		"last_error": oaString(), "created_by": oaString(), "created_at": oaTime(), "updated_at": oaTime(),
+	}
+	user := oaObj{"id": oaString(), "email": oaString(), "role": oaString(), "staff": oaBool(), "created_at": oaTime(), "last_login_at": oaTimeNull()}
+	tenant := oaObj{
+		"id": oaString(), "name": oaString(), "slug": oaString(), "status": oaEnum("active", "suspended"),
+		"suspend_reason": oaString(), "owner_email": oaString(), "vm_count": oaInt(), "quota": oaRef("Quota"), "created_at": oaTime(),
+	}
+	plan := oaObj{"name": oaString(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(), "enabled": oaBool()}
+	image := oaObj{"name": oaString(), "os": oaString(), "version": oaString(), "source_url": oaString(), "checksum": oaString(), "enabled": oaBool()}
+
+	schemas := oaObj{
+		"Error": oaObject(oaObj{"error": oaObject(oaObj{
+			"code": oaString(), "message": oaString(), "field": oaString(), "request_id": oaString(),
+		}, "field", "request_id")}),
+		"Signup":  oaObject(oaObj{"tenant": oaString(), "email": oaString(), "password": oaString()}),
+		"Login":   oaObject(oaObj{"email": oaString(), "password": oaString()}),
+		"Session": oaObject(oaObj{"token": oaString(), "expires_at": oaTime()}),
+		"User":    oaObject(user),
+		"Tenant": oaObject(oaObj{"id": oaString(), "name": oaString(), "slug": oaString(), "status": oaString(),
+			"suspend_reason": oaString(), "created_at": oaTime()}, "suspend_reason"),
+		"Account": oaObject(oaObj{"user": oaRef("User"), "tenant": oaObj{"allOf": []oaObj{oaRef("Tenant")}, "nullable": true},
+			"scope": oaEnum("read", "write")}),
+		"Quota":      quota,
+		"QuotaUsage": oaObject(oaObj{"limits": oaRef("Quota"), "used": oaRef("Quota")}),
+		"SSHKey": oaObject(oaObj{"id": oaString(), "name": oaString(), "type": oaString(), "bits": oaInt(),
+			"fingerprint": oaString(), "public_key": oaString(), "comment": oaString(), "created_by": oaString(), "created_at": oaTime()}),
+		"SSHKeyCreate": oaObject(oaObj{"name": oaString(), "public_key": oaObj{"type": "string", "description": "OpenSSH authorized_keys line"}}, "name"),
+		"Plan": oaObject(oaObj{"id": oaString(), "name": oaString(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(),
+			"fits": oaBool(), "reason": oaObj{"type": "string", "description": "why the plan does not fit the quota; absent when it fits"}}, "reason"),
+		"Image": oaObject(oaObj{"id": oaString(), "name": oaString(), "os": oaString(), "version": oaString()}),
+		"VM":    oaObject(vm),
+		"VMDetail": oaObject(oaMerge(vm, oaObj{
+			"timeline": oaArray(oaRef("Step")), "operations": oaArray(oaRef("Operation")),
+		})),
+		"VMCreate": oaObject(oaObj{"name": oaString(), "plan": oaObj{"type": "string", "description": "plan id or name"},
+			"image": oaObj{"type": "string", "description": "image id or name"}, "ssh_keys": oaArray(oaString()),
+			"user_data": oaObj{"type": "string", "maxLength": 16384}}, "user_data"),
+		"VMAction": oaObject(oaObj{"type": oaEnum("start", "stop", "reboot", "rebuild", "delete")}),
+		"Step": oaObject(oaObj{"step": oaString(), "state": oaString(), "message": oaString(),
+			"started_at": oaTime(), "finished_at": oaTimeNull()}),
+		"Operation": oaObject(oaObj{"id": oaString(), "type": oaString(), "state": oaString(), "message": oaString(),
+			"requested_by": oaString(), "created_at": oaTime(), "started_at": oaTimeNull(), "finished_at": oaTimeNull()}),
+		"AuditEntry": oaObject(oaObj{"id": oaString(), "at": oaTime(), "actor_email": oaString(), "tenant_id": oaString(),
+			"action": oaString(), "target_type": oaString(), "target_id": oaString(), "target_name": oaString(),
+			"source_ip": oaString(), "result": oaEnum("success", "failure"), "detail": oaString()}),
+		"AdminPlan":        oaObject(oaMerge(plan, oaObj{"id": oaString(), "vm_count": oaInt()})),
+		"AdminPlanCreate":  oaObject(plan, "enabled"),
+		"AdminPlanUpdate":  oaObject(plan),
+		"AdminImage":       oaObject(oaMerge(image, oaObj{"id": oaString()})),
+		"AdminImageCreate": oaObject(image, "enabled"),
+		"AdminImageUpdate": oaObject(image),
+		"AdminTenant":      oaObject(tenant),
+		"AdminTenantDetail": oaObject(oaMerge(tenant, oaObj{
+			"used": oaRef("Quota"), "members": oaArray(oaRef("User")),
+		})),
+		"Suspend":     oaObject(oaObj{"reason": oaString()}),
+		"AdminUser":   oaObject(oaMerge(user, oaObj{"tenant_id": oaString(), "tenant_name": oaString()})),
+		"StaffCreate": oaObject(oaObj{"email": oaString(), "password": oaObj{"type": "string", "minLength": 10}, "role": oaEnum("admin", "operator", "auditor")}),
+		"AdminVM":     oaObject(oaMerge(vm, oaObj{"tenant_id": oaString(), "tenant_name": oaString()})),
+	}
+
+	audit := []oaObj{
+		oaQuery("action", "Action prefix, e.g. vm. or vm.create.", oaString()),
+		oaQuery("result", "Only successes or failures.", oaEnum("success", "failure")),
+	}
+	paths := map[string]map[string]oaOp{
+		"/openapi.json": {"get": {summary: "This document", tag: "meta", public: true, status: 200, response: oaObj{"type": "object"}}},
+		"/auth/signup": {"post": {summary: "Create an organisation and its owner; returns a session token", tag: "auth", public: true,
+			body: "Signup", status: 201, response: oaRef("Session"), errors: []int{409, 429}}},
+		"/auth/login": {"post": {summary: "Exchange email and password for a session token", tag: "auth", public: true,
+			body: "Login", status: 200, response: oaRef("Session"), errors: []int{401, 429}}},
+		"/account": {"get": {summary: "Who the token belongs to", tag: "account", status: 200, response: oaRef("Account")}},
+		"/quota":   {"get": {summary: "Quota limits and usage", tag: "account", status: 200, response: oaRef("QuotaUsage"), errors: []int{403}}},
+		"/ssh-keys": {
+			"get":  {summary: "List SSH keys", tag: "ssh-keys", status: 200, response: oaList("SSHKey"), params: oaPaging(), errors: []int{400, 403}},
+			"post": {summary: "Add an SSH key", tag: "ssh-keys", body: "SSHKeyCreate", status: 201, response: oaRef("SSHKey"), errors: []int{403, 409}},
+		},
+		"/ssh-keys/{id}": {
+			"get":    {summary: "Get an SSH key", tag: "ssh-keys", status: 200, response: oaRef("SSHKey"), errors: []int{403, 404}},
+			"delete": {summary: "Delete an SSH key", tag: "ssh-keys", status: 204, errors: []int{403, 404}},
+		},
+		"/plans":  {"get": {summary: "Plans on offer, with whether each fits the quota", tag: "catalog", status: 200, response: oaItems("Plan")}},
+		"/images": {"get": {summary: "Images on offer", tag: "catalog", status: 200, response: oaItems("Image")}},
+		"/vms": {
+			"get":  {summary: "List VMs", tag: "vms", status: 200, response: oaList("VM"), params: oaPaging(), errors: []int{400, 403}},
+			"post": {summary: "Order a VM; it stays pending until provisioned", tag: "vms", body: "VMCreate", status: 201, response: oaRef("VM"), errors: []int{403, 409}},
+		},
+		"/vms/{id}": {
+			"get":    {summary: "Get a VM with its timeline and operations", tag: "vms", status: 200, response: oaRef("VMDetail"), errors: []int{403, 404}},
+			"delete": {summary: "Queue the VM's deletion", tag: "vms", status: 202, response: oaRef("Operation"), errors: []int{403, 404, 409}},
+		},
+		"/vms/{id}/actions": {"post": {summary: "Queue start, stop, reboot, rebuild or delete", tag: "vms", body: "VMAction",
+			status: 202, response: oaRef("Operation"), errors: []int{403, 404, 409}}},
+		"/audit": {"get": {summary: "The organisation's audit log, newest first", tag: "account", status: 200,
+			response: oaList("AuditEntry"), params: oaPaging(audit...), errors: []int{400, 403}}},
+
+		"/admin/plans": {
+			"get":  {summary: "All plans with VM counts", tag: "admin", status: 200, response: oaItems("AdminPlan"), errors: []int{404}},
+			"post": {summary: "Create a plan", tag: "admin", body: "AdminPlanCreate", status: 201, response: oaRef("AdminPlan"), errors: []int{403, 404, 409}},
+		},
+		"/admin/plans/{id}": {"put": {summary: "Replace a plan", tag: "admin", body: "AdminPlanUpdate", status: 200,
+			response: oaRef("AdminPlan"), errors: []int{403, 404, 409}}},
+		"/admin/images": {
+			"get":  {summary: "All images", tag: "admin", status: 200, response: oaItems("AdminImage"), errors: []int{404}},
+			"post": {summary: "Register an image", tag: "admin", body: "AdminImageCreate", status: 201, response: oaRef("AdminImage"), errors: []int{403, 404, 409}},
+		},
+		"/admin/images/{id}": {"put": {summary: "Replace an image", tag: "admin", body: "AdminImageUpdate", status: 200,
+			response: oaRef("AdminImage"), errors: []int{403, 404, 409}}},
+		"/admin/tenants": {"get": {summary: "Search tenants", tag: "admin", status: 200, response: oaList("AdminTenant"),
+			params: oaPaging(oaQuery("q", "Part of the name, slug or a member's email.", oaString())), errors: []int{400, 404}}},
+		"/admin/tenants/{id}": {"get": {summary: "One tenant with usage and members", tag: "admin", status: 200,
+			response: oaRef("AdminTenantDetail"), errors: []int{404}}},
+		"/admin/tenants/{id}/quota": {"put": {summary: "Replace a tenant's quota", tag: "admin", body: "Quota", status: 200,
+			response: oaRef("AdminTenantDetail"), errors: []int{403, 404}}},
+		"/admin/tenants/{id}/suspend": {"post": {summary: "Suspend a tenant", tag: "admin", body: "Suspend", status: 200,
+			response: oaRef("AdminTenantDetail"), errors: []int{403, 404, 409}}},
+		"/admin/tenants/{id}/unsuspend": {"post": {summary: "Lift a suspension", tag: "admin", status: 200,
+			response: oaRef("AdminTenantDetail"), errors: []int{403, 404, 409}}},
+		"/admin/quota-defaults": {
+			"get": {summary: "Quota new tenants start with", tag: "admin", status: 200, response: oaRef("Quota"), errors: []int{404}},
+			"put": {summary: "Replace the default quota", tag: "admin", body: "Quota", status: 200, response: oaRef("Quota"), errors: []int{403, 404}},
+		},
+		"/admin/users": {
+			"get": {summary: "Search users", tag: "admin", status: 200, response: oaList("AdminUser"),
+				params: oaPaging(oaQuery("q", "Part of the email.", oaString())), errors: []int{400, 404}},
+			"post": {summary: "Create a staff account", tag: "admin", body: "StaffCreate", status: 201, response: oaRef("User"), errors: []int{403, 404, 409}},
+		},
+		"/admin/vms": {"get": {summary: "Every tenant's VMs", tag: "admin", status: 200, response: oaList("AdminVM"), errors: []int{400, 404},
+			params: oaPaging(oaQuery("tenant", "Part of the tenant's name.", oaString()), oaQuery("tenant_id", "One tenant.", oaString()),
+				oaQuery("state", "One state.", oaString()))}},
+		"/admin/audit": {"get": {summary: "The whole audit log, newest first", tag: "admin", status: 200, response: oaList("AuditEntry"), errors: []int{400, 404},
+			params: oaPaging(append([]oaObj{oaQuery("tenant", "Tenant id.", oaString()), oaQuery("actor", "Part of the actor's email.", oaString())}, audit...)...)}},
+	}
+
+	idParam := oaObj{"name": "id", "in": "path", "required": true, "schema": oaString()}
+	outPaths := oaObj{}
+	for path, ops := range paths {
+		item := oaObj{}
+		for method, op := range ops {
+			item[method] = op.build()
+		}
+		if strings.Contains(path, "{id}") {
+			item["parameters"] = []oaObj{idParam}
+		}
+		outPaths[path] = item
+	}
+	return oaObj{
+		"openapi": "3.0.3",
+		"info": oaObj{
+			"title":       "Fibrix Cloud API",
+			"version":     version,
+			"description": "Order and manage virtual machines. Authenticate with a bearer token: a session token from /auth/login or an API token (fbx_…). Errors are {\"error\":{code,message,field,request_id}}; lists take ?page= and ?per_page=. Memory is in MiB, disk in GiB, times are RFC 3339 UTC.",
+		},
+		"servers":  []oaObj{{"url": apiPrefix}},
+		"security": []oaObj{{"bearerAuth": []string{}}},
+		"paths":    outPaths,
+		"components": oaObj{
+			"schemas": schemas,
+			"securitySchemes": oaObj{"bearerAuth": oaObj{"type": "http", "scheme": "bearer",
+				"description": "A session token from /auth/login or /auth/signup, or an API token fbx_…"}},
+		},
+	}
+}

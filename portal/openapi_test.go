@@ -1,0 +1,166 @@
+package portal
+
+import (
+	"encoding/json"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// fetchOpenAPI reads the served document.
+func fetchOpenAPI(t *testing.T, e *env) map[string]any {
+	t.Helper()
+	doc := e.want(http.StatusOK, "GET", "/api/v1/openapi.json", "", nil)
+	if doc["openapi"] != "3.0.3" {
+		t.Fatalf("openapi version: %v", doc["openapi"])
+	}
+	return doc
+}
+
+// TestOpenAPIMatchesRoutes checks every API route is documented and every
+// documented operation is routed.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := newEnv(t)
+	doc := fetchOpenAPI(t, e)
+	documented := map[string]bool{}
+	for path, item := range obj(doc["paths"]) {
+		for method := range obj(item) {
+			if method != "parameters" {
+				documented[strings.ToUpper(method)+" "+path] = true
+			}
+		}
+	}
+	routed := map[string]bool{}
+	for _, r := range apiRoutes(e) {
+		path := strings.ReplaceAll(strings.TrimPrefix(r[1], apiPrefix), ":id", "{id}")
+		routed[r[0]+" "+path] = true
+	}
+	for k := range routed {
+		if !documented[k] {
+			t.Errorf("route %s is not documented", k)
+		}
+	}
+	for k := range documented {
+		if !routed[k] {
+			t.Errorf("documented %s has no route", k)
+		}
+	}
+	if len(routed) < 30 {
+		t.Errorf("only %d routes", len(routed))
+	}
+	if obj(obj(obj(doc["components"])["securitySchemes"])["bearerAuth"])["scheme"] != "bearer" {
+		t.Error("no bearerAuth scheme")
+	}
+	// Every $ref resolves.
+	b, _ := json.Marshal(doc)
+	schemas := obj(obj(doc["components"])["schemas"])
+	for _, part := range strings.Split(string(b), `"$ref":"#/components/schemas/`)[1:] {
+		name := part[:strings.IndexByte(part, '"')]
+		if schemas[name] == nil {
+			t.Errorf("dangling $ref %s", name)
+		}
+	}
+}
+
+// responseSchema finds the documented schema of a response, resolving $ref.
+func responseSchema(t *testing.T, doc map[string]any, method, path, status string) map[string]any {
+	t.Helper()
+	op := obj(obj(obj(doc["paths"])[path])[strings.ToLower(method)])
+	s := obj(obj(obj(obj(obj(op["responses"])[status])["content"])["application/json"])["schema"])
+	if s == nil {
+		t.Fatalf("%s %s %s: no documented schema", method, path, status)
+	}
+	return resolve(doc, s)
+}
+
+func resolve(doc, s map[string]any) map[string]any {
+	if ref, ok := s["$ref"].(string); ok {
+		return obj(obj(obj(doc["components"])["schemas"])[strings.TrimPrefix(ref, "#/components/schemas/")])
+	}
+	return s
+}
+
+func propertyNames(s map[string]any) []string {
+	return slices.Sorted(maps.Keys(obj(s["properties"])))
+}
+
+func keysOf(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+
+// TestOpenAPIMatchesResponses checks that real answers carry exactly the
+// documented properties.
+func TestOpenAPIMatchesResponses(t *testing.T) {
+	e := newEnv(t)
+	doc := fetchOpenAPI(t, e)
+	cust := e.customer("Docs", "d@docs.example")
+	admin := e.staff(store.RoleAdmin)
+	e.image("debian-12")
+	key := e.addKey(cust, "laptop")
+	vm := e.order(cust, "web", "nano", "debian-12", key)
+	tenantID, _ := e.account(cust)
+
+	for _, tc := range []struct {
+		name, method, path, docPath, status, token string
+		body                                       any
+		listItem                                   bool
+	}{
+		{"vm detail", "GET", "/vms/" + vm, "/vms/{id}", "200", cust, nil, false},
+		{"vm list item", "GET", "/vms", "/vms", "200", cust, nil, true},
+		{"vm list", "GET", "/vms", "/vms", "200", cust, nil, false},
+		{"ssh key list item", "GET", "/ssh-keys", "/ssh-keys", "200", cust, nil, true},
+		{"ssh key", "GET", "/ssh-keys/" + key, "/ssh-keys/{id}", "200", cust, nil, false},
+		{"quota", "GET", "/quota", "/quota", "200", cust, nil, false},
+		{"account", "GET", "/account", "/account", "200", cust, nil, false},
+		{"audit item", "GET", "/audit", "/audit", "200", cust, nil, true},
+		{"action", "POST", "/vms/" + vm + "/actions", "/vms/{id}/actions", "202", cust, map[string]string{"type": "delete"}, false},
+		{"admin tenant item", "GET", "/admin/tenants", "/admin/tenants", "200", admin, nil, true},
+		{"admin tenant", "GET", "/admin/tenants/" + tenantID, "/admin/tenants/{id}", "200", admin, nil, false},
+		{"admin plan item", "GET", "/admin/plans", "/admin/plans", "200", admin, nil, true},
+		{"admin image item", "GET", "/admin/images", "/admin/images", "200", admin, nil, true},
+		{"admin vm item", "GET", "/admin/vms", "/admin/vms", "200", admin, nil, true},
+		{"admin user item", "GET", "/admin/users", "/admin/users", "200", admin, nil, true},
+		{"quota defaults", "GET", "/admin/quota-defaults", "/admin/quota-defaults", "200", admin, nil, false},
+		{"error", "GET", "/vms/nope", "/vms/{id}", "404", cust, nil, false},
+		{"validation error", "POST", "/ssh-keys", "/ssh-keys", "422", cust, map[string]string{"name": "x", "public_key": "bad"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.t = t
+			code, body := e.api(tc.method, apiPrefix+tc.path, tc.token, tc.body)
+			if itoa(code) != tc.status {
+				t.Fatalf("status %d, want %s: %v", code, tc.status, body)
+			}
+			schema := responseSchema(t, doc, tc.method, tc.docPath, tc.status)
+			if tc.listItem {
+				if len(items(body)) == 0 {
+					t.Fatalf("empty list: %v", body)
+				}
+				body = obj(items(body)[0])
+				schema = resolve(doc, obj(obj(obj(schema["properties"])["items"])["items"]))
+			}
+			if got, want := keysOf(body), propertyNames(schema); !slices.Equal(got, want) {
+				t.Errorf("keys %v, documented %v", got, want)
+			}
+			if tc.status >= "400" {
+				// field is left out when no input is at fault.
+				es := obj(obj(schema["properties"])["error"])
+				got, want := keysOf(obj(body["error"])), propertyNames(es)
+				for _, k := range got {
+					if !slices.Contains(want, k) {
+						t.Errorf("error key %s not documented", k)
+					}
+				}
+				for _, k := range es["required"].([]any) {
+					if !slices.Contains(got, k.(string)) {
+						t.Errorf("error lacks required %s", k)
+					}
+				}
+				if tc.status == "422" && !slices.Equal(got, want) {
+					t.Errorf("error keys %v, documented %v", got, want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,63 @@
+package portal
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+	"github.com/fibrixcloud/fibrix/views"
+)
+
+// staffOrganisation is what the account page names as a staff member's
+// organisation, which has no tenant record.
+const staffOrganisation = "Fibrix Cloud staff"
+
+// accountView builds /account. Tenant users see their organisation's
+// members, owners also the pending invitations; staff belong to no tenant,
+// so they see only themselves and the password form.
+func (s *Server) accountView(c *fiber.Ctx) (views.AccountView, error) {
+	id := who(c)
+	me := views.MemberRow{ID: id.User.ID, Email: id.User.Email, Role: id.User.Role, CreatedAt: id.User.CreatedAt, IsMe: true}
+	v := views.AccountView{Page: s.page(c, "Account", "account"), Me: me}
+	if id.staff() {
+		v.TenantName, v.Members = staffOrganisation, []views.MemberRow{me}
+		return v, nil
+	}
+	ctx := c.UserContext()
+	v.TenantName = id.Tenant.Name
+	v.IsOwner = id.User.Role == store.RoleOwner && id.Scope == store.ScopeWrite
+	members, err := s.store.ListMembers(ctx, id.User.Tenant())
+	if err != nil {
+		return views.AccountView{}, err
+	}
+	for _, m := range members {
+		v.Members = append(v.Members, views.MemberRow{ID: m.ID, Email: m.Email, Role: m.Role, CreatedAt: m.CreatedAt, IsMe: m.ID == id.User.ID})
+	}
+	if v.IsOwner {
+		invs, err := s.store.ListInvitations(ctx, id.User.Tenant())
+		if err != nil {
+			return views.AccountView{}, err
+		}
+		for _, inv := range invs {
+			v.Invitations = append(v.Invitations, views.InvitationRow{ID: inv.ID, Email: inv.Email, Role: inv.Role, ExpiresAt: inv.ExpiresAt})
+		}
+	}
+	return v, nil
+}
+
+func (s *Server) webAccount(c *fiber.Ctx) error {
+	v, err := s.accountView(c)
+	if err != nil {
+		return err
+	}
+	return s.render(c, views.Account(v))
+}
+
+// renderAccountWith renders /account with a form's outcome filled in.
+func (s *Server) renderAccountWith(c *fiber.Ctx, fill func(*views.AccountView)) error {
+	v, err := s.accountView(c)
+	if err != nil {
+		return err
+	}
+	fill(&v)
+	return s.render(c, views.Account(v))
+}

@@ -1,0 +1,68 @@
+package portal
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+	"github.com/fibrixcloud/fibrix/views"
+)
+
+// adminUsersView lists users for ?q=&page= (the create form posts without
+// them, so a refused create shows the first page).
+func (s *Server) adminUsersView(c *fiber.Ctx) (views.AdminUsersView, error) {
+	q, p := c.Query("q"), pageOf(c)
+	us, total, err := s.store.ListUsers(c.UserContext(), q, p)
+	if err != nil {
+		return views.AdminUsersView{}, err
+	}
+	v := views.AdminUsersView{Page: s.page(c, "Users", "admin-users"), Query: q, Pager: pager(c, p, total, "q"),
+		Users: make([]views.AdminUserRow, len(us))}
+	for i, u := range us {
+		v.Users[i] = views.AdminUserRow{ID: u.ID, Email: u.Email, Tenant: u.TenantName, Role: u.Role, CreatedAt: u.CreatedAt}
+		if u.LastLoginAt != nil {
+			v.Users[i].LastLoginAt = *u.LastLoginAt
+		}
+	}
+	return v, nil
+}
+
+// webAdminUserList shows all users, customers and staff.
+func (s *Server) webAdminUserList(c *fiber.Ctx) error {
+	v, err := s.adminUsersView(c)
+	if err != nil {
+		return err
+	}
+	return s.render(c, views.AdminUsers(v))
+}
+
+// webAdminUserCreate adds a staff account.
+func (s *Server) webAdminUserCreate(c *fiber.Ctx) error {
+	email, pw, role := c.FormValue("email"), c.FormValue("password"), c.FormValue("role")
+	// Check the cheap things first so that a typo does not cost a bcrypt hash.
+	_, err := store.NormalizeEmail(email)
+	if err == nil {
+		err = validPassword("password", pw)
+	}
+	if err == nil && !store.ValidStaffRole(role) {
+		err = store.E(store.ErrInvalid, "role", "choose admin, operator or auditor")
+	}
+	if err == nil {
+		var hash string
+		if hash, err = s.hashPassword(pw); err == nil {
+			var u store.User
+			if u, err = s.store.CreateStaff(c.UserContext(), s.actor(c), email, hash, role); err == nil {
+				return s.redirect(c, "/admin/users", "success", "Staff user "+u.Email+" created as "+u.Role+".")
+			}
+		}
+	}
+	errs, err := formFailure(c, err, "email", "password", "role")
+	if err != nil {
+		return err
+	}
+	v, err := s.adminUsersView(c)
+	if err != nil {
+		return err
+	}
+	v.Form, v.Errors = views.AdminUserForm{Email: email, Role: role}, errs
+	return s.render(c, views.AdminUsers(v))
+}
