@@ -45,16 +45,9 @@ func (s *Server) apiAdminImageCreate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	im, err := s.store.CreateImage(ctx, s.actor(c), in)
+	im, err := s.store.CreateImage(c.UserContext(), s.actor(c), in)
 	if err != nil {
 		return err
-	}
-	// New images start enabled; one asked for as disabled is switched off at once.
-	if !in.Enabled {
-		if im, err = s.store.UpdateImage(ctx, s.actor(c), im.ID, in); err != nil {
-			return err
-		}
 	}
 	return c.Status(fiber.StatusCreated).JSON(toAdminImageJSON(im))
 }

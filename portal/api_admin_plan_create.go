@@ -46,16 +46,9 @@ func (s *Server) apiAdminPlanCreate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	p, err := s.store.CreatePlan(ctx, s.actor(c), in)
+	p, err := s.store.CreatePlan(c.UserContext(), s.actor(c), in)
 	if err != nil {
 		return err
-	}
-	// New plans start enabled; one asked for as disabled is switched off at once.
-	if !in.Enabled {
-		if p, err = s.store.UpdatePlan(ctx, s.actor(c), p.ID, in); err != nil {
-			return err
-		}
 	}
 	return c.Status(fiber.StatusCreated).JSON(toAdminPlanJSON(p, 0))
 }

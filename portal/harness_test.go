@@ -138,7 +138,7 @@ func (e *env) image(name string) store.Image {
 	e.t.Helper()
 	im, err := e.st.CreateImage(context.Background(), store.Actor{Email: "test"}, store.ImageInput{
 		Name: name, OS: "Debian", Version: "12", SourceURL: "https://images.example.com/" + name + ".qcow2",
-		Checksum: strings.Repeat("ab", 32),
+		Checksum: strings.Repeat("ab", 32), Enabled: true,
 	})
 	if err != nil {
 		e.t.Fatal(err)

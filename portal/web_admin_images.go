@@ -45,6 +45,7 @@ func (s *Server) webAdminImageList(c *fiber.Ctx) error {
 // webAdminImageCreate registers an image; new images are offered at once.
 func (s *Server) webAdminImageCreate(c *fiber.Ctx) error {
 	in, form := adminImageForm(c, false)
+	in.Enabled = true
 	im, err := s.store.CreateImage(c.UserContext(), s.actor(c), in)
 	if err == nil {
 		return s.redirect(c, "/admin/images", "success", "Image "+im.Name+" added.")

@@ -55,6 +55,7 @@ func (s *Server) webAdminPlanList(c *fiber.Ctx) error {
 // webAdminPlanCreate adds a plan; new plans are offered at once.
 func (s *Server) webAdminPlanCreate(c *fiber.Ctx) error {
 	in, form, errs := adminPlanForm(c, false)
+	in.Enabled = true // new plans are offered at once
 	if errs == nil {
 		p, err := s.store.CreatePlan(c.UserContext(), s.actor(c), in)
 		if err == nil {

@@ -129,6 +129,24 @@ func (c *common) open(ctx context.Context, log *slog.Logger) (*store.Store, erro
 	return store.Open(ctx, c.url(), log)
 }
 
+// openCurrent opens the database for an admin command, which needs the
+// current schema.
+func (c *common) openCurrent(ctx context.Context, stderr io.Writer) (*store.Store, error) {
+	log, err := c.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.open(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
 func env(key, def string) string {
 	if v, ok := os.LookupEnv(key); ok {
 		return v
@@ -320,19 +338,12 @@ func cmdCreateStaff(args []string, stdout, stderr io.Writer) error {
 	if err := checkPasswordFlag(*password); err != nil {
 		return err
 	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	st, err := c.open(ctx, log)
+	st, err := c.openCurrent(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.CheckSchema(ctx); err != nil {
-		return err
-	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(*password), 12)
 	if err != nil {
 		return err
@@ -353,19 +364,12 @@ func cmdSetPassword(args []string, stdout, stderr io.Writer) error {
 	if err := checkPasswordFlag(*password); err != nil {
 		return err
 	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	st, err := c.open(ctx, log)
+	st, err := c.openCurrent(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.CheckSchema(ctx); err != nil {
-		return err
-	}
 	u, err := st.GetUserByEmail(ctx, *email)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *email, err)

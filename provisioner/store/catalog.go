@@ -90,7 +90,7 @@ func (s *Store) CreatePlan(ctx context.Context, a Actor, in PlanInput) (Plan, er
 		return Plan{}, err
 	}
 	ts := now()
-	p := Plan{ID: newID(), Name: in.Name, VCPUs: in.VCPUs, MemoryMiB: in.MemoryMiB, DiskGiB: in.DiskGiB, Enabled: true, CreatedAt: ts, UpdatedAt: ts}
+	p := Plan{ID: newID(), Name: in.Name, VCPUs: in.VCPUs, MemoryMiB: in.MemoryMiB, DiskGiB: in.DiskGiB, Enabled: in.Enabled, CreatedAt: ts, UpdatedAt: ts}
 	err := s.change(ctx, a, "plan.create", &Target{Type: "plan", ID: p.ID, Name: p.Name}, func(tx *gorm.DB) error {
 		if err := tx.Create(&p).Error; err != nil {
 			if isDuplicate(err) {
@@ -201,7 +201,7 @@ func (s *Store) CreateImage(ctx context.Context, a Actor, in ImageInput) (Image,
 		return Image{}, err
 	}
 	ts := now()
-	im := Image{ID: newID(), Name: in.Name, OS: in.OS, Version: in.Version, SourceURL: in.SourceURL, Checksum: in.Checksum, Enabled: true, CreatedAt: ts, UpdatedAt: ts}
+	im := Image{ID: newID(), Name: in.Name, OS: in.OS, Version: in.Version, SourceURL: in.SourceURL, Checksum: in.Checksum, Enabled: in.Enabled, CreatedAt: ts, UpdatedAt: ts}
 	err := s.change(ctx, a, "image.create", &Target{Type: "image", ID: im.ID, Name: im.Name}, func(tx *gorm.DB) error {
 		if err := tx.Create(&im).Error; err != nil {
 			if isDuplicate(err) {

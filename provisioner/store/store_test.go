@@ -90,7 +90,7 @@ func setup(t testing.TB, s *store.Store, name string) fixture {
 	if err != nil {
 		img, err = s.CreateImage(ctx, store.Actor{Email: "staff@example.com"}, store.ImageInput{
 			Name: "debian-12", OS: "Debian", Version: "12", SourceURL: "https://images.example.com/debian-12.qcow2",
-			Checksum: "sha256:" + fmt.Sprintf("%064x", 1),
+			Checksum: "sha256:" + fmt.Sprintf("%064x", 1), Enabled: true,
 		})
 		if err != nil {
 			t.Fatalf("create image: %v", err)
@@ -514,7 +514,7 @@ func TestCatalogValidation(t *testing.T) {
 		if imgs, _ := s.ListImages(ctx, false); len(imgs) != 0 {
 			t.Errorf("images after refusals = %d", len(imgs))
 		}
-		p, err := s.CreatePlan(ctx, a, store.PlanInput{Name: "xl", VCPUs: 8, MemoryMiB: 16384, DiskGiB: 160})
+		p, err := s.CreatePlan(ctx, a, store.PlanInput{Name: "xl", VCPUs: 8, MemoryMiB: 16384, DiskGiB: 160, Enabled: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -523,6 +523,10 @@ func TestCatalogValidation(t *testing.T) {
 		}
 		if plans, _ := s.ListPlans(ctx, true); len(plans) != 4 {
 			t.Errorf("enabled plans after disabling xl = %d", len(plans))
+		}
+		hidden, err := s.CreatePlan(ctx, a, store.PlanInput{Name: "beta", VCPUs: 1, MemoryMiB: 512, DiskGiB: 5})
+		if err != nil || hidden.Enabled {
+			t.Errorf("plan created disabled: enabled=%v err=%v", hidden.Enabled, err)
 		}
 	})
 }
