@@ -176,6 +176,20 @@ type VM struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	DeletedAt    *time.Time `gorm:"column:deleted_at"`
+
+	// Placement and identity, set by the provisioner.
+	HostID        *string
+	MAC           string `gorm:"column:mac"`
+	MetadataToken string
+	DiskErasedAt  *time.Time
+
+	// Work engine bookkeeping: the portal sets NeedsWork whenever it asks
+	// for something; a worker holds the VM until LeaseUntil.
+	NeedsWork     bool
+	Attempts      int
+	NextAttemptAt *time.Time
+	LeaseOwner    string
+	LeaseUntil    *time.Time
 }
 
 // TableName keeps the table name plain.
@@ -236,6 +250,7 @@ type Operation struct {
 	State       string
 	Message     string
 	RequestedBy string
+	Attempts    int
 	CreatedAt   time.Time
 	StartedAt   *time.Time
 	FinishedAt  *time.Time

@@ -130,7 +130,8 @@ func (s *Store) CreateVM(ctx context.Context, a Actor, tenantID string, o VMOrde
 		ts := now()
 		vm = VM{ID: newID(), TenantID: tenantID, Name: o.Name, PlanID: plan.ID, ImageID: img.ID,
 			VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB,
-			State: VMPending, DesiredState: VMRunning, UserData: o.UserData, CreatedBy: a.Email, CreatedAt: ts, UpdatedAt: ts}
+			State: VMPending, DesiredState: VMRunning, UserData: o.UserData, CreatedBy: a.Email, CreatedAt: ts, UpdatedAt: ts,
+			NeedsWork: true, NextAttemptAt: &ts}
 		if err := tx.Create(&vm).Error; err != nil {
 			if isDuplicate(err) {
 				return E(ErrConflict, "name", "you already have a VM called "+o.Name)
@@ -319,7 +320,7 @@ func (s *Store) RequestAction(ctx context.Context, a Actor, tenantID, vmID, acti
 		if err := tx.Create(&op).Error; err != nil {
 			return fmt.Errorf("queue operation: %w", err)
 		}
-		upd := map[string]any{"updated_at": ts}
+		upd := map[string]any{"updated_at": ts, "needs_work": true, "next_attempt_at": ts, "attempts": 0}
 		if rule.desired != "" {
 			upd["desired_state"] = rule.desired
 		}
