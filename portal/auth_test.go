@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSignupLoginLogout(t *testing.T) {
@@ -104,4 +105,29 @@ func newFormRequest(path string, form url.Values) *http.Request {
 	req, _ := http.NewRequest("POST", path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return req
+}
+
+func TestExpiredSessionRefused(t *testing.T) {
+	e := newEnv(t)
+	e.customer("Expiry", "x@expiry.example")
+	u, err := e.st.GetUserByEmail(t.Context(), "x@expiry.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.cfg.SessionTTL = -time.Hour // issue one that expired an hour ago
+	tok, _, err := e.srv.issueSession(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := e.api("GET", "/api/v1/account", tok, nil); code != http.StatusUnauthorized {
+		t.Errorf("expired token: %d %v", code, body)
+	}
+	b := e.browser()
+	b.cookies[sessionCookie] = tok
+	if res, _ := b.get("/dashboard"); res.StatusCode != http.StatusSeeOther && res.StatusCode != http.StatusFound {
+		t.Errorf("expired cookie on a page: %d, want a redirect to /login", res.StatusCode)
+	}
+	if b.cookies[sessionCookie] != "" {
+		t.Error("expired session cookie was not cleared")
+	}
 }
