@@ -66,10 +66,12 @@ ALTER TABLE vms ADD COLUMN lease_until TIMESTAMP;
 ALTER TABLE vms ADD COLUMN disk_erased_at TIMESTAMP;
 CREATE INDEX vms_work ON vms (needs_work, next_attempt_at);
 CREATE INDEX vms_host ON vms (host_id);
+CREATE UNIQUE INDEX vms_metadata_token ON vms (metadata_token) WHERE metadata_token <> '';
 
 ALTER TABLE operations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 
 -- +goose Down
+DROP INDEX vms_metadata_token;
 DROP INDEX vms_host;
 DROP INDEX vms_work;
 ALTER TABLE operations DROP COLUMN attempts;

@@ -58,6 +58,7 @@ func newEnvOn(t testing.TB, url string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	addHost(t, st)
 	return &env{t: t, srv: srv, st: st}
 }
 
@@ -273,4 +274,18 @@ func (e *env) staffBrowser(role string) *browser {
 	b := e.browser()
 	b.cookies[sessionCookie] = e.staff(role)
 	return b
+}
+
+// addHost registers a large, discovered VM host so that orders can be placed.
+func addHost(t testing.TB, st *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := st.CreateHost(ctx, store.Actor{Email: "test"}, store.HostInput{Name: "kvm-1", URI: "test:///default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := store.Facts{CPUModel: "test", Cores: 256, MemoryMiB: 4 << 20, DiskGiB: 1 << 20, DiskFreeGiB: 1 << 20}
+	if err := st.RecordHostFacts(ctx, h.ID, facts, ""); err != nil {
+		t.Fatal(err)
+	}
 }

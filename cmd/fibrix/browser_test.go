@@ -15,6 +15,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
 // chromium finds a Chromium to drive, or skips outside CI.
@@ -69,7 +71,9 @@ func weakRSAKey(t *testing.T) string {
 func TestBrowserJourney(t *testing.T) {
 	exe := chromium(t)
 	bin := buildBinary(t)
-	in := serve(t, bin, t.TempDir())
+	dataDir := t.TempDir()
+	in := serve(t, bin, dataDir)
+	addHost(t, dataDir)
 	shots := artifacts(t)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -245,5 +249,25 @@ func TestBrowserJourney(t *testing.T) {
 	)
 	if log := text(`[data-testid=admin-audit-table]`); !strings.Contains(log, "owner@acme.example") || !strings.Contains(log, "web-1") {
 		t.Errorf("audit log does not show the order: %.500s", log)
+	}
+}
+
+// addHost registers a discovered VM host in the instance's database so that
+// orders can be placed; no provisioner runs in this test, so VMs stay pending.
+func addHost(t *testing.T, dataDir string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dataDir, "fibrix.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := st.CreateHost(ctx, store.Actor{Email: "test"}, store.HostInput{Name: "kvm-1", URI: "test:///default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := store.Facts{CPUModel: "test", Cores: 16, MemoryMiB: 65536, DiskGiB: 2000, DiskFreeGiB: 2000}
+	if err := st.RecordHostFacts(ctx, h.ID, facts, ""); err != nil {
+		t.Fatal(err)
 	}
 }

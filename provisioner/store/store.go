@@ -23,6 +23,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/fibrixcloud/fibrix/migrations"
+	"github.com/fibrixcloud/fibrix/provisioner/capacity"
 )
 
 // Store is the handle on the database.
@@ -31,6 +32,10 @@ type Store struct {
 	sqlDB   *sql.DB
 	dialect migrations.Dialect
 	log     *slog.Logger
+
+	// Placement chooses among the hosts a new VM fits on; the zero value
+	// spreads. Set it once, before the store is used.
+	Placement capacity.Strategy
 }
 
 // Open connects to the database named by url: a PostgreSQL URL or keyword

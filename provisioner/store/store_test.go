@@ -96,6 +96,10 @@ func setup(t testing.TB, s *store.Store, name string) fixture {
 			t.Fatalf("create image: %v", err)
 		}
 	}
+	// Orders reserve capacity on a host, so every fixture has a roomy one.
+	if _, err := s.GetHost(ctx, "fixture-kvm"); errors.Is(err, store.ErrNotFound) {
+		addHost(t, s, store.HostInput{Name: "fixture-kvm"}, roomy)
+	}
 	return fixture{ten, u, a, k, img}
 }
 

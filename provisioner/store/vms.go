@@ -127,11 +127,17 @@ func (s *Store) CreateVM(ctx context.Context, a Actor, tenantID string, o VMOrde
 		if err := FitPlan(ten.Quota(), used, plan); err != nil {
 			return err
 		}
+		// Capacity is reserved now, at order time, so an accepted order
+		// always has room; the provisioner releases it after deleting the VM.
+		hostID, err := s.placeVM(tx, need(plan.VCPUs, plan.MemoryMiB, plan.DiskGiB))
+		if err != nil {
+			return err
+		}
 		ts := now()
 		vm = VM{ID: newID(), TenantID: tenantID, Name: o.Name, PlanID: plan.ID, ImageID: img.ID,
 			VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB,
 			State: VMPending, DesiredState: VMRunning, UserData: o.UserData, CreatedBy: a.Email, CreatedAt: ts, UpdatedAt: ts,
-			NeedsWork: true, NextAttemptAt: &ts}
+			NeedsWork: true, NextAttemptAt: &ts, HostID: &hostID}
 		if err := tx.Create(&vm).Error; err != nil {
 			if isDuplicate(err) {
 				return E(ErrConflict, "name", "you already have a VM called "+o.Name)

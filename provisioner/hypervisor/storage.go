@@ -1,0 +1,291 @@
+package hypervisor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/digitalocean/go-libvirt"
+)
+
+// EnsureBaseVolume makes sure volume name in pool holds exactly the image
+// file srcPath, whose SHA-256 (hex) must be sum: a file with another sum is
+// refused before anything is created. The image is uploaded once; a volume
+// already present is verified by reading it back (a cost paid per call, so
+// callers record that a host has an image), and replaced when it differs,
+// as after an interrupted upload.
+func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum string) error {
+	want, err := hex.DecodeString(sum)
+	if err != nil || len(want) != sha256.Size {
+		return fmt.Errorf("base volume %s: %w: checksum %q is not a hex SHA-256", name, ErrInvalid, sum)
+	}
+	want = []byte(strings.ToLower(sum))
+	f, err := os.Open(srcPath)
+	if err != nil {
+		return fmt.Errorf("base volume %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("base volume %s: read %s: %w", name, srcPath, err)
+	}
+	if got := hexSum(h); got != string(want) {
+		return fmt.Errorf("base volume %s: %w: %s has sha256 %s, want %s", name, ErrInvalid, srcPath, got, want)
+	}
+
+	p, err := c.pool(ctx, pool)
+	if err != nil {
+		return err
+	}
+	vol, ok, err := c.volume(ctx, p, name)
+	if err != nil {
+		return err
+	}
+	if ok {
+		got, err := c.volumeSum(ctx, vol)
+		if err != nil {
+			return err
+		}
+		if got == string(want) {
+			return nil
+		}
+		if err := do0(ctx, func() error { return c.lv.StorageVolDelete(vol, 0) }); err != nil {
+			return fmt.Errorf("base volume %s: delete stale copy (sha256 %s): %w", name, got, err)
+		}
+	}
+
+	volXML, err := xml.Marshal(xVolume{
+		Name:       name,
+		Capacity:   xSize{Unit: "bytes", Value: size},
+		Allocation: &xSize{Unit: "bytes", Value: 0},
+		// Raw, so that libvirt makes a plain file that the upload overwrites.
+		Target: xVolTarget{Format: xFormat{Type: "raw"}},
+	})
+	if err != nil {
+		return fmt.Errorf("base volume %s: render xml: %w", name, err)
+	}
+	vol, err = do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXML(p, string(volXML), 0) })
+	if err != nil {
+		return fmt.Errorf("base volume %s: create: %w", name, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return c.dropVolume(vol, fmt.Errorf("base volume %s: %w", name, err))
+	}
+	// Hash what is sent too: the file may have changed since it was checked.
+	h.Reset()
+	src := io.TeeReader(ctxReader{ctx: ctx, r: f}, h)
+	if err := c.lv.StorageVolUpload(vol, src, 0, uint64(size), 0); err != nil {
+		return c.dropVolume(vol, fmt.Errorf("base volume %s: upload: %w", name, err))
+	}
+	if got := hexSum(h); got != string(want) {
+		return c.dropVolume(vol, fmt.Errorf("base volume %s: %s changed during upload (sha256 %s)", name, srcPath, got))
+	}
+	// Let libvirt probe the image so the volume reports its real format.
+	if err := do0(ctx, func() error { return c.lv.StoragePoolRefresh(p, 0) }); err != nil {
+		return fmt.Errorf("storage pool %s: refresh: %w", pool, err)
+	}
+	return nil
+}
+
+// dropVolume deletes a half-made volume and returns cause. It runs even when
+// the caller's context has ended, so nothing is left behind.
+func (c *Conn) dropVolume(vol libvirt.StorageVol, cause error) error {
+	if err := c.lv.StorageVolDelete(vol, 0); err != nil && !isCode(err, libvirt.ErrNoStorageVol) {
+		return fmt.Errorf("%w (and deleting the partial volume failed: %w)", cause, err)
+	}
+	return cause
+}
+
+// volumeSum reads a volume back and returns its SHA-256.
+func (c *Conn) volumeSum(ctx context.Context, vol libvirt.StorageVol) (string, error) {
+	h := sha256.New()
+	if err := c.lv.StorageVolDownload(vol, ctxWriter{ctx: ctx, w: h}, 0, 0, 0); err != nil {
+		return "", fmt.Errorf("volume %s: read back: %w", vol.Name, err)
+	}
+	return hexSum(h), nil
+}
+
+// EnsureDisk makes sure pool holds volume name: a qcow2 copy-on-write
+// overlay of volume base with a capacity of sizeGiB, and returns its path on
+// the host. An existing volume is kept when it has that backing file (its
+// contents are the VM's).
+func (c *Conn) EnsureDisk(ctx context.Context, pool, name, base string, sizeGiB int64) (string, error) {
+	if sizeGiB < 1 {
+		return "", fmt.Errorf("disk %s: %w: size %d GiB", name, ErrInvalid, sizeGiB)
+	}
+	p, err := c.pool(ctx, pool)
+	if err != nil {
+		return "", err
+	}
+	bv, ok, err := c.volume(ctx, p, base)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("disk %s: base volume %s in pool %s: %w", name, base, pool, ErrNotFound)
+	}
+	bx, err := c.volumeXML(ctx, bv)
+	if err != nil {
+		return "", err
+	}
+	if vol, ok, err := c.volume(ctx, p, name); err != nil {
+		return "", err
+	} else if ok {
+		vx, err := c.volumeXML(ctx, vol)
+		if err != nil {
+			return "", err
+		}
+		if vx.Backing == nil || vx.Backing.Path != bx.Target.Path {
+			return "", fmt.Errorf("disk %s: %w: volume exists but is not an overlay of %s", name, ErrInvalid, bx.Target.Path)
+		}
+		return vx.Target.Path, nil
+	}
+
+	backingFormat := bx.Target.Format.Type
+	if backingFormat == "" {
+		backingFormat = "raw"
+	}
+	volXML, err := xml.Marshal(xVolume{
+		Name:     name,
+		Capacity: xSize{Unit: "GiB", Value: sizeGiB},
+		Target:   xVolTarget{Format: xFormat{Type: "qcow2"}},
+		Backing:  &xBacking{Path: bx.Target.Path, Format: xFormat{Type: backingFormat}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("disk %s: render xml: %w", name, err)
+	}
+	vol, err := do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXML(p, string(volXML), 0) })
+	if err != nil {
+		return "", fmt.Errorf("disk %s: create overlay of %s: %w", name, base, err)
+	}
+	path, err := do(ctx, func() (string, error) { return c.lv.StorageVolGetPath(vol) })
+	if err != nil {
+		return "", fmt.Errorf("disk %s: path: %w", name, err)
+	}
+	return path, nil
+}
+
+// DeleteDisk overwrites volume name with zeros, so the next tenant of the
+// blocks cannot read it, then deletes it. wiped is false when the pool's
+// driver cannot wipe (the volume is deleted all the same). An absent volume
+// is fine.
+func (c *Conn) DeleteDisk(ctx context.Context, pool, name string) (wiped bool, err error) {
+	p, err := c.pool(ctx, pool)
+	if err != nil {
+		return false, err
+	}
+	vol, ok, err := c.volume(ctx, p, name)
+	if err != nil || !ok {
+		return false, err
+	}
+	err = do0(ctx, func() error { return c.lv.StorageVolWipe(vol, 0) })
+	switch {
+	case err == nil:
+		wiped = true
+	case isCode(err, libvirt.ErrNoSupport, libvirt.ErrOperationUnsupported):
+	case isCode(err, libvirt.ErrNoStorageVol):
+		return false, nil
+	default:
+		return false, fmt.Errorf("disk %s: wipe: %w", name, err)
+	}
+	err = do0(ctx, func() error { return c.lv.StorageVolDelete(vol, 0) })
+	if err != nil && !isCode(err, libvirt.ErrNoStorageVol) {
+		return wiped, fmt.Errorf("disk %s: delete: %w", name, err)
+	}
+	return wiped, nil
+}
+
+func (c *Conn) pool(ctx context.Context, name string) (libvirt.StoragePool, error) {
+	p, err := do(ctx, func() (libvirt.StoragePool, error) { return c.lv.StoragePoolLookupByName(name) })
+	if isCode(err, libvirt.ErrNoStoragePool) {
+		return p, fmt.Errorf("storage pool %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("storage pool %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// volume finds a volume; ok is false when it does not exist.
+func (c *Conn) volume(ctx context.Context, p libvirt.StoragePool, name string) (libvirt.StorageVol, bool, error) {
+	v, err := do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolLookupByName(p, name) })
+	if isCode(err, libvirt.ErrNoStorageVol) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, fmt.Errorf("volume %s in pool %s: %w", name, p.Name, err)
+	}
+	return v, true, nil
+}
+
+func (c *Conn) volumeXML(ctx context.Context, v libvirt.StorageVol) (xVolume, error) {
+	s, err := do(ctx, func() (string, error) { return c.lv.StorageVolGetXMLDesc(v, 0) })
+	if err != nil {
+		return xVolume{}, fmt.Errorf("volume %s xml: %w", v.Name, err)
+	}
+	var x xVolume
+	if err := xml.Unmarshal([]byte(s), &x); err != nil {
+		return xVolume{}, fmt.Errorf("parse volume %s xml: %w", v.Name, err)
+	}
+	return x, nil
+}
+
+// xVolume is the subset of libvirt's storage volume XML that we read and
+// write (https://libvirt.org/formatstorage.html).
+type xVolume struct {
+	XMLName    xml.Name   `xml:"volume"`
+	Name       string     `xml:"name"`
+	Capacity   xSize      `xml:"capacity"`
+	Allocation *xSize     `xml:"allocation"`
+	Target     xVolTarget `xml:"target"`
+	Backing    *xBacking  `xml:"backingStore"`
+}
+
+type xVolTarget struct {
+	Path   string  `xml:"path,omitempty"`
+	Format xFormat `xml:"format"`
+}
+
+type xBacking struct {
+	Path   string  `xml:"path"`
+	Format xFormat `xml:"format"`
+}
+
+type xFormat struct {
+	Type string `xml:"type,attr"`
+}
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// ctxReader and ctxWriter end a stream when ctx ends: go-libvirt's streams
+// take no context.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(b []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(b)
+}
+
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (w ctxWriter) Write(b []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(b)
+}
