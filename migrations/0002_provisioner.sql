@@ -70,7 +70,17 @@ CREATE UNIQUE INDEX vms_metadata_token ON vms (metadata_token) WHERE metadata_to
 
 ALTER TABLE operations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 
+-- Images without a boot loader are booted directly from a kernel and initrd.
+ALTER TABLE images ADD COLUMN kernel_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE images ADD COLUMN kernel_checksum TEXT NOT NULL DEFAULT '';
+ALTER TABLE images ADD COLUMN initrd_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE images ADD COLUMN initrd_checksum TEXT NOT NULL DEFAULT '';
+
 -- +goose Down
+ALTER TABLE images DROP COLUMN initrd_checksum;
+ALTER TABLE images DROP COLUMN initrd_url;
+ALTER TABLE images DROP COLUMN kernel_checksum;
+ALTER TABLE images DROP COLUMN kernel_url;
 DROP INDEX vms_metadata_token;
 DROP INDEX vms_host;
 DROP INDEX vms_work;

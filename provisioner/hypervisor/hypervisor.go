@@ -56,6 +56,9 @@ type Conn struct {
 	lv      *libvirt.Libvirt
 	ssh     *ssh.Client // nil unless qemu+ssh
 	hostKey string
+	// simulated is set for libvirt's test driver, which keeps volumes as
+	// metadata only and cannot receive uploads.
+	simulated bool
 }
 
 // Dial connects to the libvirt host named by cfg.URI.
@@ -75,7 +78,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if s := u.Query().Get("socket"); s != "" {
 		socketPath = s
 	}
-	c := &Conn{}
+	c := &Conn{simulated: u.Scheme == "test"}
 	var dialer interface{ Dial() (net.Conn, error) }
 	switch u.Scheme {
 	case "test", "qemu":

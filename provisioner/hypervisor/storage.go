@@ -48,6 +48,9 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 	if err != nil {
 		return err
 	}
+	if c.simulated && ok {
+		return nil // the test driver holds no data to verify
+	}
 	if ok {
 		got, err := c.volumeSum(ctx, vol)
 		if err != nil {
@@ -74,6 +77,9 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 	vol, err = do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXML(p, string(volXML), 0) })
 	if err != nil {
 		return fmt.Errorf("base volume %s: create: %w", name, err)
+	}
+	if c.simulated {
+		return nil // a volume of the right size is all the test driver keeps
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return c.dropVolume(vol, fmt.Errorf("base volume %s: %w", name, err))

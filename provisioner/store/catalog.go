@@ -135,7 +135,12 @@ type ImageInput struct {
 	Version   string
 	SourceURL string
 	Checksum  string
-	Enabled   bool
+	// Optional direct kernel boot: both URLs with their checksums, or none.
+	KernelURL      string
+	KernelChecksum string
+	InitrdURL      string
+	InitrdChecksum string
+	Enabled        bool
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -144,8 +149,6 @@ func (in *ImageInput) validate() error {
 	in.Name = strings.ToLower(strings.TrimSpace(in.Name))
 	in.OS = strings.TrimSpace(in.OS)
 	in.Version = strings.TrimSpace(in.Version)
-	in.SourceURL = strings.TrimSpace(in.SourceURL)
-	in.Checksum = strings.ToLower(strings.TrimSpace(in.Checksum))
 	if !catalogName.MatchString(in.Name) {
 		return E(ErrInvalid, "name", "use 1–63 lower-case letters, digits, dots, dashes or underscores")
 	}
@@ -155,19 +158,41 @@ func (in *ImageInput) validate() error {
 	if in.Version == "" || len(in.Version) > 32 {
 		return E(ErrInvalid, "version", "give the version (at most 32 characters), e.g. 12")
 	}
-	u, err := url.Parse(in.SourceURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") || len(in.SourceURL) > 2048 {
-		return E(ErrInvalid, "source_url", "give an http://, https:// or file:// address of the image")
+	var err error
+	if in.SourceURL, in.Checksum, err = validSource("source_url", "checksum", "image", in.SourceURL, in.Checksum); err != nil {
+		return err
+	}
+	in.KernelURL, in.InitrdURL = strings.TrimSpace(in.KernelURL), strings.TrimSpace(in.InitrdURL)
+	if (in.KernelURL == "") != (in.InitrdURL == "") {
+		return E(ErrInvalid, "kernel_url", "give both a kernel and an initrd for direct boot, or neither")
+	}
+	if in.KernelURL == "" {
+		in.KernelChecksum, in.InitrdChecksum = "", ""
+		return nil
+	}
+	if in.KernelURL, in.KernelChecksum, err = validSource("kernel_url", "kernel_checksum", "kernel", in.KernelURL, in.KernelChecksum); err != nil {
+		return err
+	}
+	in.InitrdURL, in.InitrdChecksum, err = validSource("initrd_url", "initrd_checksum", "initrd", in.InitrdURL, in.InitrdChecksum)
+	return err
+}
+
+// validSource checks a download address and its SHA-256, returning them
+// normalised ("sha256:<hex>").
+func validSource(urlField, sumField, what, raw, sum string) (string, string, error) {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") || (u.Scheme != "file" && u.Host == "") || len(raw) > 2048 {
+		return "", "", E(ErrInvalid, urlField, "give an http://, https:// or file:// address of the "+what)
 	}
 	if u.User != nil {
-		return E(ErrInvalid, "source_url", "do not put credentials in the image address")
+		return "", "", E(ErrInvalid, urlField, "do not put credentials in the "+what+" address")
 	}
-	sum := strings.TrimPrefix(in.Checksum, "sha256:")
-	if !sha256Hex.MatchString(sum) {
-		return E(ErrInvalid, "checksum", "give the image's SHA-256 as 64 hex digits, optionally prefixed sha256:")
+	hex := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(sum)), "sha256:")
+	if !sha256Hex.MatchString(hex) {
+		return "", "", E(ErrInvalid, sumField, "give the "+what+"'s SHA-256 as 64 hex digits, optionally prefixed sha256:")
 	}
-	in.Checksum = "sha256:" + sum
-	return nil
+	return raw, "sha256:" + hex, nil
 }
 
 // ListImages returns images by name.
@@ -201,7 +226,9 @@ func (s *Store) CreateImage(ctx context.Context, a Actor, in ImageInput) (Image,
 		return Image{}, err
 	}
 	ts := now()
-	im := Image{ID: newID(), Name: in.Name, OS: in.OS, Version: in.Version, SourceURL: in.SourceURL, Checksum: in.Checksum, Enabled: in.Enabled, CreatedAt: ts, UpdatedAt: ts}
+	im := Image{ID: newID(), Name: in.Name, OS: in.OS, Version: in.Version, SourceURL: in.SourceURL, Checksum: in.Checksum,
+		KernelURL: in.KernelURL, KernelChecksum: in.KernelChecksum, InitrdURL: in.InitrdURL, InitrdChecksum: in.InitrdChecksum,
+		Enabled: in.Enabled, CreatedAt: ts, UpdatedAt: ts}
 	err := s.change(ctx, a, "image.create", &Target{Type: "image", ID: im.ID, Name: im.Name}, func(tx *gorm.DB) error {
 		if err := tx.Create(&im).Error; err != nil {
 			if isDuplicate(err) {
@@ -228,6 +255,7 @@ func (s *Store) UpdateImage(ctx context.Context, a Actor, id string, in ImageInp
 			return err
 		}
 		im.Name, im.OS, im.Version, im.SourceURL, im.Checksum, im.Enabled, im.UpdatedAt = in.Name, in.OS, in.Version, in.SourceURL, in.Checksum, in.Enabled, now()
+		im.KernelURL, im.KernelChecksum, im.InitrdURL, im.InitrdChecksum = in.KernelURL, in.KernelChecksum, in.InitrdURL, in.InitrdChecksum
 		if err := tx.Save(&im).Error; err != nil {
 			if isDuplicate(err) {
 				return E(ErrConflict, "name", "an image with this name already exists")

@@ -136,9 +136,15 @@ type Image struct {
 	Version   string
 	SourceURL string `gorm:"column:source_url"`
 	Checksum  string
-	Enabled   bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// KernelURL and InitrdURL, with their checksums, boot images that have
+	// no boot loader of their own; empty for ordinary disk images.
+	KernelURL      string `gorm:"column:kernel_url"`
+	KernelChecksum string
+	InitrdURL      string `gorm:"column:initrd_url"`
+	InitrdChecksum string
+	Enabled        bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // VM states as the provisioner reports them.
