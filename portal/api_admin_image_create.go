@@ -14,6 +14,11 @@ type imageRequest struct {
 	SourceURL *string `json:"source_url"`
 	Checksum  *string `json:"checksum"`
 	Enabled   *bool   `json:"enabled"`
+	// Optional direct boot for images without a boot loader.
+	KernelURL      string `json:"kernel_url"`
+	KernelChecksum string `json:"kernel_checksum"`
+	InitrdURL      string `json:"initrd_url"`
+	InitrdChecksum string `json:"initrd_checksum"`
 }
 
 // input checks that every field is there; enabled only when needEnabled.
@@ -29,7 +34,8 @@ func (r imageRequest) input(needEnabled bool) (store.ImageInput, error) {
 	if r.Enabled == nil && needEnabled {
 		return store.ImageInput{}, errMissing("enabled")
 	}
-	in := store.ImageInput{Name: *r.Name, OS: *r.OS, Version: *r.Version, SourceURL: *r.SourceURL, Checksum: *r.Checksum, Enabled: true}
+	in := store.ImageInput{Name: *r.Name, OS: *r.OS, Version: *r.Version, SourceURL: *r.SourceURL, Checksum: *r.Checksum,
+		KernelURL: r.KernelURL, KernelChecksum: r.KernelChecksum, InitrdURL: r.InitrdURL, InitrdChecksum: r.InitrdChecksum, Enabled: true}
 	if r.Enabled != nil {
 		in.Enabled = *r.Enabled
 	}

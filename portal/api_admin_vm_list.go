@@ -31,13 +31,9 @@ func (s *Server) apiAdminVMList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	base, err := s.vmItems(c, vms)
+	items, err := s.adminVMItems(c, vms)
 	if err != nil {
 		return err
-	}
-	items := make([]adminVMJSON, len(vms))
-	for i, v := range vms {
-		items[i] = adminVMJSON{vmJSON: base[i], TenantID: v.TenantID, TenantName: v.TenantName}
 	}
 	return c.JSON(newList(items, p, total))
 }

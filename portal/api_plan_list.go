@@ -6,8 +6,8 @@ import (
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
-// apiPlanList shows the offered plans and, for customers, whether one more
-// VM of each fits their quota now.
+// apiPlanList shows the offered plans and whether one more VM of each fits
+// on some host now and, for customers, in their quota.
 func (s *Server) apiPlanList(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	plans, err := s.store.ListPlans(ctx, true)
@@ -21,14 +21,19 @@ func (s *Server) apiPlanList(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	capacity, err := s.store.PlanCapacity(ctx, plans)
+	if err != nil {
+		return err
+	}
 	items := make([]planJSON, len(plans))
 	for i, p := range plans {
 		items[i] = planJSON{ID: p.ID, Name: p.Name, VCPUs: p.VCPUs, MemoryMiB: p.MemoryMiB, DiskGiB: p.DiskGiB, Fits: true}
-		if id.staff() {
-			continue
+		fit := capacity[p.ID]
+		if !id.staff() {
+			fit = planFit(limits, used, p, capacity)
 		}
-		if err := store.FitPlan(limits, used, p); err != nil {
-			items[i].Fits, items[i].Reason = false, err.Error()
+		if fit != nil {
+			items[i].Fits, items[i].Reason = false, fit.Error()
 		}
 	}
 	return c.JSON(newItems(items))

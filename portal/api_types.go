@@ -96,8 +96,8 @@ type vmJSON struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
-// toVMJSON describes a VM; dns_name stays empty until the provisioner
-// assigns names.
+// toVMJSON describes a VM; the caller fills dns_name, which needs the
+// tenant's slug.
 func toVMJSON(v store.VMSummary, keys []string) vmJSON {
 	if keys == nil {
 		keys = []string{}
@@ -159,8 +159,9 @@ func toVMDetailJSON(d store.VMDetail) vmDetailJSON {
 
 type adminVMJSON struct {
 	vmJSON
-	TenantID   string `json:"tenant_id"`
-	TenantName string `json:"tenant_name"`
+	TenantID   string   `json:"tenant_id"`
+	TenantName string   `json:"tenant_name"`
+	Host       *refJSON `json:"host"` // null until placed
 }
 
 type auditJSON struct {
@@ -205,10 +206,16 @@ type adminImageJSON struct {
 	SourceURL string `json:"source_url"`
 	Checksum  string `json:"checksum"`
 	Enabled   bool   `json:"enabled"`
+
+	KernelURL      string `json:"kernel_url"`
+	KernelChecksum string `json:"kernel_checksum"`
+	InitrdURL      string `json:"initrd_url"`
+	InitrdChecksum string `json:"initrd_checksum"`
 }
 
 func toAdminImageJSON(im store.Image) adminImageJSON {
-	return adminImageJSON{ID: im.ID, Name: im.Name, OS: im.OS, Version: im.Version, SourceURL: im.SourceURL, Checksum: im.Checksum, Enabled: im.Enabled}
+	return adminImageJSON{ID: im.ID, Name: im.Name, OS: im.OS, Version: im.Version, SourceURL: im.SourceURL, Checksum: im.Checksum, Enabled: im.Enabled,
+		KernelURL: im.KernelURL, KernelChecksum: im.KernelChecksum, InitrdURL: im.InitrdURL, InitrdChecksum: im.InitrdChecksum}
 }
 
 type adminTenantJSON struct {

@@ -32,5 +32,9 @@ func (s *Server) apiVMCreate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(toVMDetailJSON(d).vmJSON)
+	out := toVMDetailJSON(d).vmJSON
+	if out.DNSName, err = s.vmDNSName(c, d.VMSummary); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
 }

@@ -7,5 +7,9 @@ func (s *Server) apiVMGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toVMDetailJSON(d))
+	out := toVMDetailJSON(d)
+	if out.DNSName, err = s.vmDNSName(c, d.VMSummary); err != nil {
+		return err
+	}
+	return c.JSON(out)
 }

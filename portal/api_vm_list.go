@@ -32,9 +32,14 @@ func (s *Server) vmItems(c *fiber.Ctx, vms []store.VMSummary) ([]vmJSON, error) 
 	if err != nil {
 		return nil, err
 	}
+	slugs, err := s.tenantSlugs(c, vms)
+	if err != nil {
+		return nil, err
+	}
 	items := make([]vmJSON, len(vms))
 	for i, v := range vms {
 		items[i] = toVMJSON(v, keys[v.ID])
+		items[i].DNSName = s.dnsName(v.Name, slugs[v.TenantID])
 	}
 	return items, nil
 }

@@ -23,7 +23,7 @@ func TestAPIVMs(t *testing.T) {
 	})
 	if vm["state"] != store.VMPending || vm["desired_state"] != store.VMRunning || obj(vm["plan"])["id"] != "plan-small" ||
 		obj(vm["image"])["name"] != "debian-12" || vm["memory_mib"] != float64(2048) || vm["user_data_bytes"] != float64(14) ||
-		vm["ip"] != "" || vm["dns_name"] != "" || len(vm["ssh_keys"].([]any)) != 2 || vm["created_by"] != "h@hosting.example" {
+		vm["ip"] != "" || vm["dns_name"] != "web-1.hosting.cloud.internal" || len(vm["ssh_keys"].([]any)) != 2 || vm["created_by"] != "h@hosting.example" {
 		t.Errorf("ordered vm: %v", vm)
 	}
 	if _, ok := vm["timeline"]; ok {

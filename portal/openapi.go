@@ -26,6 +26,7 @@ func oaTimeNull() oaObj { return oaObj{"type": "string", "format": "date-time", 
 func oaRef(name string) oaObj {
 	return oaObj{"$ref": "#/components/schemas/" + name}
 }
+func oaRatio(desc string) oaObj { return oaObj{"type": "number", "description": desc} }
 func oaArray(items oaObj) oaObj { return oaObj{"type": "array", "items": items} }
 func oaEnum(values ...string) oaObj {
 	return oaObj{"type": "string", "enum": values}
@@ -160,7 +161,24 @@ func openAPIDocument(version string) oaObj {
 		"suspend_reason": oaString(), "owner_email": oaString(), "vm_count": oaInt(), "quota": oaRef("Quota"), "created_at": oaTime(),
 	}
 	plan := oaObj{"name": oaString(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(), "enabled": oaBool()}
-	image := oaObj{"name": oaString(), "os": oaString(), "version": oaString(), "source_url": oaString(), "checksum": oaString(), "enabled": oaBool()}
+	figure := oaObject(oaObj{"physical": oaInt(), "overcommitted": oaObj{"type": "integer", "format": "int64", "description": "floor(physical × ratio)"},
+		"reserved": oaInt(), "allocated": oaInt(), "free": oaObj{"type": "integer", "format": "int64", "description": "overcommitted − reserved − allocated; negative after a ratio was lowered below what is placed"},
+		"ratio": oaObj{"type": "number"}})
+	host := oaObj{
+		"id": oaString(), "name": oaString(), "uri": oaString(), "state": oaEnum("new", "ready", "error"), "last_error": oaString(),
+		"enabled": oaBool(), "maintenance": oaBool(),
+		"ratios":       oaObject(oaObj{"cpu": oaObj{"type": "number"}, "memory": oaObj{"type": "number"}, "disk": oaObj{"type": "number"}}),
+		"reserved":     oaObject(oaObj{"cores": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt()}),
+		"storage_pool": oaString(), "bridge": oaString(), "cpu_model": oaString(),
+		"ssh_host_key_fingerprint": oaObj{"type": "string", "description": "SHA256 fingerprint of the pinned SSH host key; empty until discovery"},
+		"refreshed_at":             oaTimeNull(), "vm_count": oaInt(),
+		"capacity": oaObject(oaObj{"cpu": oaRef("Figure"), "memory": oaRef("Figure"), "disk": oaRef("Figure")}),
+	}
+	subnet := oaObj{"name": oaString(), "cidr": oaObj{"type": "string", "description": "IPv4 network, e.g. 192.0.2.0/24"},
+		"gateway": oaString(), "dns_servers": oaArray(oaString()), "range_start": oaString(), "range_end": oaString()}
+	image := oaObj{"name": oaString(), "os": oaString(), "version": oaString(), "source_url": oaString(), "checksum": oaString(), "enabled": oaBool(),
+		"kernel_url": oaString(), "kernel_checksum": oaString(), "initrd_url": oaString(), "initrd_checksum": oaString()}
+	bootFields := []string{"kernel_url", "kernel_checksum", "initrd_url", "initrd_checksum"}
 
 	schemas := oaObj{
 		"Error": oaObject(oaObj{"error": oaObject(oaObj{
@@ -201,8 +219,8 @@ func openAPIDocument(version string) oaObj {
 		"AdminPlanCreate":  oaObject(plan, "enabled"),
 		"AdminPlanUpdate":  oaObject(plan),
 		"AdminImage":       oaObject(oaMerge(image, oaObj{"id": oaString()})),
-		"AdminImageCreate": oaObject(image, "enabled"),
-		"AdminImageUpdate": oaObject(image),
+		"AdminImageCreate": oaObject(image, append([]string{"enabled"}, bootFields...)...),
+		"AdminImageUpdate": oaObject(image, bootFields...),
 		"AdminTenant":      oaObject(tenant),
 		"AdminTenantDetail": oaObject(oaMerge(tenant, oaObj{
 			"used": oaRef("Quota"), "members": oaArray(oaRef("User")),
@@ -210,7 +228,21 @@ func openAPIDocument(version string) oaObj {
 		"Suspend":     oaObject(oaObj{"reason": oaString()}),
 		"AdminUser":   oaObject(oaMerge(user, oaObj{"tenant_id": oaString(), "tenant_name": oaString()})),
 		"StaffCreate": oaObject(oaObj{"email": oaString(), "password": oaObj{"type": "string", "minLength": 10}, "role": oaEnum("admin", "operator", "auditor")}),
-		"AdminVM":     oaObject(oaMerge(vm, oaObj{"tenant_id": oaString(), "tenant_name": oaString()})),
+		"AdminVM": oaObject(oaMerge(vm, oaObj{"tenant_id": oaString(), "tenant_name": oaString(),
+			"host": oaObj{"allOf": []oaObj{oaRef("Ref")}, "nullable": true, "description": "the host the VM is placed on; null until placed"}})),
+		"Ref":    ref,
+		"Figure": figure,
+		"Host":   oaObject(host),
+		"HostCreate": oaObject(oaObj{"name": oaString(), "uri": oaObj{"type": "string", "description": "libvirt URI: test:///default, qemu:///system or qemu+ssh://user@host/system"},
+			"cpu_ratio": oaRatio("CPU overcommit, 1.0–16.0; default 4.0"), "memory_ratio": oaRatio("memory overcommit, 0.5–4.0; default 1.0"),
+			"disk_ratio": oaRatio("disk overcommit, 0.5–10.0; default 1.0"), "reserved_cores": oaInt(), "reserved_memory_mib": oaInt(),
+			"reserved_disk_gib": oaInt(), "storage_pool": oaString(), "bridge": oaString()},
+			"cpu_ratio", "memory_ratio", "disk_ratio", "reserved_cores", "reserved_memory_mib", "reserved_disk_gib", "storage_pool", "bridge"),
+		"HostUpdate": oaObject(oaObj{"cpu_ratio": oaRatio("CPU overcommit"), "memory_ratio": oaRatio("memory overcommit"), "disk_ratio": oaRatio("disk overcommit"),
+			"reserved_cores": oaInt(), "reserved_memory_mib": oaInt(), "reserved_disk_gib": oaInt(), "maintenance": oaBool(), "enabled": oaBool()},
+			"cpu_ratio", "memory_ratio", "disk_ratio", "reserved_cores", "reserved_memory_mib", "reserved_disk_gib", "maintenance", "enabled"),
+		"Subnet":       oaObject(oaMerge(subnet, oaObj{"id": oaString(), "size": oaInt(), "used": oaInt(), "free": oaInt(), "created_at": oaTime()})),
+		"SubnetCreate": oaObject(subnet, "gateway", "dns_servers"),
 	}
 
 	audit := []oaObj{
@@ -282,6 +314,22 @@ func openAPIDocument(version string) oaObj {
 		"/admin/vms": {"get": {summary: "Every tenant's VMs", tag: "admin", status: 200, response: oaList("AdminVM"), errors: []int{400, 404},
 			params: oaPaging(oaQuery("tenant", "Part of the tenant's name.", oaString()), oaQuery("tenant_id", "One tenant.", oaString()),
 				oaQuery("state", "One state.", oaString()))}},
+		"/admin/vms/{id}/retry": {"post": {summary: "Send a VM in state error back to the provisioner", tag: "admin", status: 202,
+			response: oaRef("AdminVM"), errors: []int{403, 404, 409}}},
+		"/admin/hosts": {
+			"get":  {summary: "All hosts with capacity figures", tag: "admin", status: 200, response: oaItems("Host"), errors: []int{404}},
+			"post": {summary: "Register a host; it takes VMs once discovered", tag: "admin", body: "HostCreate", status: 201, response: oaRef("Host"), errors: []int{403, 404, 409}},
+		},
+		"/admin/hosts/{id}": {
+			"get":    {summary: "One host by id or name", tag: "admin", status: 200, response: oaRef("Host"), errors: []int{404}},
+			"patch":  {summary: "Change some of a host's settings", tag: "admin", body: "HostUpdate", status: 200, response: oaRef("Host"), errors: []int{403, 404}},
+			"delete": {summary: "Remove a host that holds no VMs", tag: "admin", status: 204, errors: []int{403, 404, 409}},
+		},
+		"/admin/subnets": {
+			"get":  {summary: "All subnets with address usage", tag: "admin", status: 200, response: oaItems("Subnet"), errors: []int{404}},
+			"post": {summary: "Add a subnet VMs take addresses from", tag: "admin", body: "SubnetCreate", status: 201, response: oaRef("Subnet"), errors: []int{403, 404, 409}},
+		},
+		"/admin/subnets/{id}": {"delete": {summary: "Remove a subnet no VM holds an address in", tag: "admin", status: 204, errors: []int{403, 404, 409}}},
 		"/admin/audit": {"get": {summary: "The whole audit log, newest first", tag: "admin", status: 200, response: oaList("AuditEntry"), errors: []int{400, 404},
 			params: oaPaging(append([]oaObj{oaQuery("tenant", "Tenant id.", oaString()), oaQuery("actor", "Part of the actor's email.", oaString())}, audit...)...)}},
 	}

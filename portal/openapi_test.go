@@ -101,6 +101,10 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	key := e.addKey(cust, "laptop")
 	vm := e.order(cust, "web", "nano", "debian-12", key)
 	tenantID, _ := e.account(cust)
+	failed := e.order(cust, "broken", "nano", "debian-12", key)
+	failVM(t, e, failed)
+	kvm1 := hostID(t, e, "kvm-1")
+	subnet := map[string]any{"name": "docs-net", "cidr": "192.0.2.0/24", "range_start": "192.0.2.10", "range_end": "192.0.2.20"}
 
 	for _, tc := range []struct {
 		name, method, path, docPath, status, token string
@@ -123,6 +127,14 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"admin vm item", "GET", "/admin/vms", "/admin/vms", "200", admin, nil, true},
 		{"admin user item", "GET", "/admin/users", "/admin/users", "200", admin, nil, true},
 		{"quota defaults", "GET", "/admin/quota-defaults", "/admin/quota-defaults", "200", admin, nil, false},
+		{"admin host create", "POST", "/admin/hosts", "/admin/hosts", "201", admin, map[string]any{"name": "kvm-9", "uri": "test:///default"}, false},
+		{"admin host item", "GET", "/admin/hosts", "/admin/hosts", "200", admin, nil, true},
+		{"admin host", "GET", "/admin/hosts/" + kvm1, "/admin/hosts/{id}", "200", admin, nil, false},
+		{"admin host patch", "PATCH", "/admin/hosts/" + kvm1, "/admin/hosts/{id}", "200", admin, map[string]any{"cpu_ratio": 3}, false},
+		{"admin host invalid", "PATCH", "/admin/hosts/" + kvm1, "/admin/hosts/{id}", "422", admin, map[string]any{"cpu_ratio": 99}, false},
+		{"admin subnet create", "POST", "/admin/subnets", "/admin/subnets", "201", admin, subnet, false},
+		{"admin subnet item", "GET", "/admin/subnets", "/admin/subnets", "200", admin, nil, true},
+		{"admin vm retry", "POST", "/admin/vms/" + failed + "/retry", "/admin/vms/{id}/retry", "202", admin, nil, false},
 		{"error", "GET", "/vms/nope", "/vms/{id}", "404", cust, nil, false},
 		{"validation error", "POST", "/ssh-keys", "/ssh-keys", "422", cust, map[string]string{"name": "x", "public_key": "bad"}, false},
 	} {
@@ -162,5 +174,26 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenAPIHostNested checks the nested objects of a host answer.
+func TestOpenAPIHostNested(t *testing.T) {
+	e := newEnv(t)
+	doc := fetchOpenAPI(t, e)
+	admin := e.staff(store.RoleAdmin)
+	h := e.want(http.StatusOK, "GET", "/api/v1/admin/hosts/kvm-1", admin, nil)
+	host := responseSchema(t, doc, "GET", "/admin/hosts/{id}", "200")
+	props := obj(host["properties"])
+	for _, k := range []string{"ratios", "reserved", "capacity"} {
+		if got, want := keysOf(obj(h[k])), propertyNames(resolve(doc, obj(props[k]))); !slices.Equal(got, want) {
+			t.Errorf("%s keys %v, documented %v", k, got, want)
+		}
+	}
+	capSchema := obj(resolve(doc, obj(props["capacity"]))["properties"])
+	for _, r := range []string{"cpu", "memory", "disk"} {
+		if got, want := keysOf(obj(obj(h["capacity"])[r])), propertyNames(resolve(doc, obj(capSchema[r]))); !slices.Equal(got, want) {
+			t.Errorf("capacity.%s keys %v, documented %v", r, got, want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,6 +34,8 @@ type Config struct {
 	TrustProxy bool
 	// Version is shown in /healthz and the footer.
 	Version string
+	// Zone is the DNS zone VM names live in: <vm>.<tenant slug>.<zone>.
+	Zone string
 }
 
 // Validate fills defaults and refuses nonsense.
@@ -51,6 +54,15 @@ func (c *Config) Validate() error {
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://127.0.0.1:8080"
+	}
+	c.Zone = strings.Trim(strings.ToLower(strings.TrimSpace(c.Zone)), ".")
+	if c.Zone == "" {
+		c.Zone = "cloud.internal"
+	}
+	for _, label := range strings.Split(c.Zone, ".") {
+		if store.ValidHostname(label) != nil {
+			return fmt.Errorf("zone %q: each label must be 1–63 lower-case letters, digits and dashes", c.Zone)
+		}
 	}
 	return nil
 }

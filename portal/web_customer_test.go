@@ -426,7 +426,7 @@ func TestVMDetailStatusFragment(t *testing.T) {
 	}
 
 	_, doc = sh.owner.get("/vms/" + id)
-	for id, want := range map[string]string{"vm-plan": "small", "vm-image": "debian-12", "vm-keys": "laptop", "vm-ip": "—", "vm-dns": "—"} {
+	for id, want := range map[string]string{"vm-plan": "small", "vm-image": "debian-12", "vm-keys": "laptop", "vm-ip": "—", "vm-dns": "web-1.acme.cloud.internal"} {
 		if got := doc.Find(`[data-testid="` + id + `"]`).Text(); !strings.Contains(got, want) {
 			t.Errorf("%s: %q, want %q", id, got, want)
 		}

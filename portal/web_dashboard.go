@@ -33,7 +33,11 @@ func (s *Server) webDashboard(c *fiber.Ctx) error {
 	for _, vm := range vms {
 		v.RecentVMs = append(v.RecentVMs, vmRow(vm))
 	}
-	v.CanCreate, v.CreateHint, v.Reason = canCreate(id, plans, limits, used)
+	capacity, err := s.store.PlanCapacity(ctx, plans)
+	if err != nil {
+		return err
+	}
+	v.CanCreate, v.CreateHint, v.Reason = canCreate(id, plans, limits, used, capacity)
 	return s.render(c, views.Dashboard(v))
 }
 
@@ -52,7 +56,7 @@ func quotaRows(limits, used store.Quota) []views.QuotaRow {
 
 // canCreate decides whether the user can order a VM now: the hint says what
 // is left, the reason why nothing can be ordered.
-func canCreate(id *identity, plans []store.Plan, limits, used store.Quota) (ok bool, hint, reason string) {
+func canCreate(id *identity, plans []store.Plan, limits, used store.Quota, capacity map[string]error) (ok bool, hint, reason string) {
 	switch {
 	case id.Tenant != nil && id.Tenant.Status == store.TenantSuspended:
 		return false, "", "Your account is suspended, so no new VMs can be created."
@@ -62,13 +66,13 @@ func canCreate(id *identity, plans []store.Plan, limits, used store.Quota) (ok b
 		return false, "", "No plans are offered at the moment; please check back later."
 	}
 	for _, p := range plans {
-		if store.FitPlan(limits, used, p) == nil {
+		if planFit(limits, used, p, capacity) == nil {
 			return true, "You can still create " + leftText(limits.Left(used)), ""
 		}
 	}
 	// Plans come smallest first: if the smallest does not fit, its reason
 	// is the one that matters.
-	return false, "", store.FitPlan(limits, used, plans[0]).Error()
+	return false, "", planFit(limits, used, plans[0], capacity).Error()
 }
 
 // leftText is "3 instances (4 vCPU, 6 GiB RAM, 80 GiB disk)".

@@ -10,7 +10,8 @@ import (
 )
 
 // vmNewView builds the order form: every enabled plan, marked whether it
-// fits what is left of the quota, and the tenant's images and keys.
+// fits what is left of the quota and on some host, and the tenant's images
+// and keys.
 func (s *Server) vmNewView(c *fiber.Ctx) (views.VMNewView, error) {
 	ctx := c.UserContext()
 	tenantID := who(c).User.Tenant()
@@ -30,10 +31,14 @@ func (s *Server) vmNewView(c *fiber.Ctx) (views.VMNewView, error) {
 	if err != nil {
 		return views.VMNewView{}, err
 	}
+	capacity, err := s.store.PlanCapacity(ctx, plans)
+	if err != nil {
+		return views.VMNewView{}, err
+	}
 	v := views.VMNewView{Page: s.page(c, "Create a VM", "vms"), Remaining: "Left in your quota: " + remainingText(limits.Left(used))}
 	for _, p := range plans {
 		o := views.PlanOption{ID: p.ID, Name: p.Name, VCPUs: int(p.VCPUs), MemoryMiB: p.MemoryMiB, DiskGiB: p.DiskGiB, Fits: true}
-		if err := store.FitPlan(limits, used, p); err != nil {
+		if err := planFit(limits, used, p, capacity); err != nil {
 			o.Fits, o.Reason = false, err.Error()
 		}
 		v.Plans = append(v.Plans, o)

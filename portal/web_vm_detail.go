@@ -20,6 +20,9 @@ func (s *Server) vmDetailView(c *fiber.Ctx, vmID string) (views.VMDetailView, er
 		},
 		CanWrite: who(c).canWriteTenant(),
 	}
+	if v.VM.DNSName, err = s.vmDNSName(c, d.VMSummary); err != nil {
+		return views.VMDetailView{}, err
+	}
 	for _, k := range d.Keys {
 		v.VM.Keys = append(v.VM.Keys, k.Name)
 	}

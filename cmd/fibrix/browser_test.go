@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/fibrixcloud/fibrix/provisioner/libvirttest"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -71,10 +74,18 @@ func weakRSAKey(t *testing.T) string {
 func TestBrowserJourney(t *testing.T) {
 	exe := chromium(t)
 	bin := buildBinary(t)
+	libvirttest.Ensure(t)
 	dataDir := t.TempDir()
-	in := serve(t, bin, dataDir)
+	in := serve(t, bin, dataDir, "--watch-interval", "1s")
 	addHost(t, dataDir)
 	shots := artifacts(t)
+	// The test driver keeps no data, so any local file serves as the image.
+	imagePath := filepath.Join(t.TempDir(), "debian-12.qcow2")
+	if err := os.WriteFile(imagePath, []byte("a small stand-in image\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("a small stand-in image\n"))
+	imageSum := hex.EncodeToString(sum[:])
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -144,8 +155,8 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(form+`input[name=name]`), "debian-12"),
 		chromedp.SendKeys(chromedp.CSS(form+`input[name=os]`), "Debian"),
 		chromedp.SendKeys(chromedp.CSS(form+`input[name=version]`), "12"),
-		chromedp.SendKeys(chromedp.CSS(form+`input[name=source_url]`), "https://images.isp.example/debian-12.qcow2"),
-		chromedp.SendKeys(chromedp.CSS(form+`input[name=checksum]`), "sha256:"+strings.Repeat("0123456789abcdef", 4)),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=source_url]`), "file://"+imagePath),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=checksum]`), "sha256:"+imageSum),
 		chromedp.Submit(chromedp.CSS(form+`input[name=name]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=admin-image-row]`)),
 		shot("staff images"),
@@ -212,16 +223,29 @@ func TestBrowserJourney(t *testing.T) {
 		shot("order form"),
 		chromedp.Click(chromedp.CSS(`[data-testid=vm-create-submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=vm-status]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=timeline-waiting]`)),
-		shot("vm pending"),
+		shot("vm ordered"),
 	)
 	if name := text(`[data-testid=vm-name]`); name != "web-1" {
 		t.Errorf("detail page shows %q", name)
 	}
-	// The status block keeps polling (htmx swaps it in place) and stays pending.
-	run("poll", chromedp.Sleep(4*time.Second), chromedp.WaitVisible(chromedp.CSS(`[data-testid=timeline-waiting]`)))
-	if st := text(`[data-testid=vm-status] .badge`); !strings.Contains(strings.ToLower(st), "pending") {
-		t.Errorf("state badge %q, want pending", st)
+	// The status block polls (htmx swaps it in place) until the provisioner
+	// has built the VM; then the page shows its address and how to log in.
+	run("running",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=vm-status] [data-testid=state-badge][data-state=running]`)),
+		chromedp.Navigate(in.URL+"/vms"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=vm-link]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=vm-link]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=vm-ssh-command]`)),
+		shot("vm running"),
+	)
+	if ip := text(`[data-testid=vm-ip]`); !strings.Contains(ip, "192.0.2.10") {
+		t.Errorf("IP shown as %q", ip)
+	}
+	if dns := text(`[data-testid=vm-dns]`); !strings.Contains(dns, "web-1.acme-web-shop.") {
+		t.Errorf("DNS name shown as %q", dns)
+	}
+	if cmd := text(`[data-testid=vm-ssh-command]`); !strings.Contains(cmd, "ssh debian@192.0.2.10") {
+		t.Errorf("ssh command shown as %q", cmd)
 	}
 
 	run("dashboard after order",
@@ -252,8 +276,9 @@ func TestBrowserJourney(t *testing.T) {
 	}
 }
 
-// addHost registers a discovered VM host in the instance's database so that
-// orders can be placed; no provisioner runs in this test, so VMs stay pending.
+// addHost registers a VM host on libvirt's test driver and an address pool
+// in the instance's database; the instance's provisioner discovers the host
+// and builds ordered VMs on it.
 func addHost(t *testing.T, dataDir string) {
 	t.Helper()
 	ctx := context.Background()
@@ -262,12 +287,24 @@ func addHost(t *testing.T, dataDir string) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	h, err := st.CreateHost(ctx, store.Actor{Email: "test"}, store.HostInput{Name: "kvm-1", URI: "test:///default"})
-	if err != nil {
+	staff := store.Actor{Email: "test"}
+	if _, err := st.CreateHost(ctx, staff, store.HostInput{Name: "kvm-1", URI: "test:///default", StoragePool: "default-pool"}); err != nil {
 		t.Fatal(err)
 	}
-	facts := store.Facts{CPUModel: "test", Cores: 16, MemoryMiB: 65536, DiskGiB: 2000, DiskFreeGiB: 2000}
-	if err := st.RecordHostFacts(ctx, h.ID, facts, ""); err != nil {
+	if _, err := st.CreateSubnet(ctx, staff, store.SubnetInput{Name: "lan", CIDR: "192.0.2.0/24", Gateway: "192.0.2.1",
+		RangeStart: "192.0.2.10", RangeEnd: "192.0.2.200"}); err != nil {
 		t.Fatal(err)
+	}
+	// Wait for discovery, so that orders can be placed.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hosts, err := st.ListHosts(ctx)
+		if err == nil && len(hosts) == 1 && hosts[0].State == store.HostReady {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host not discovered: %+v %v", hosts, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -164,6 +164,16 @@ func envBool(key string, def bool) bool {
 	return def
 }
 
+func envInt(key string, def int) int {
+	if v, ok := os.LookupEnv(key); ok {
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			return n
+		}
+	}
+	return def
+}
+
 func envDuration(key string, def time.Duration) time.Duration {
 	if v, ok := os.LookupEnv(key); ok {
 		d, err := time.ParseDuration(v)
@@ -185,8 +195,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	secure := fs.Bool("secure-cookies", envBool("FIBRIX_SECURE_COOKIES", false), "mark cookies Secure (set when served over HTTPS)")
 	trustProxy := fs.Bool("trust-proxy", envBool("FIBRIX_TRUST_PROXY", false), "take client addresses from X-Forwarded-For (only behind your own proxy)")
 	sessionTTL := fs.Duration("session-ttl", envDuration("FIBRIX_SESSION_TTL", 12*time.Hour), "how long a sign-in lasts")
+	zone := fs.String("zone", env("FIBRIX_ZONE", "cloud.internal"), "DNS zone of VM names: <vm>.<tenant>.<zone>")
+	roles := fs.String("roles", env("FIBRIX_ROLES", "portal,provisioner"), "what this process runs: portal, provisioner, or both (comma-separated)")
+	var prov provisionerFlags
+	prov.register(fs)
 	bootstrap := fs.String("bootstrap-email", env("FIBRIX_BOOTSTRAP_EMAIL", "admin@fibrix.local"), "email of the staff account created on first start")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	run, err := parseRoles(*roles)
+	if err != nil {
 		return err
 	}
 	log, err := c.logger(stderr)
@@ -213,31 +231,76 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *listen, err)
+	g, gctx := errgroup.WithContext(ctx)
+	if run["portal"] {
+		if err := startPortal(gctx, g, st, portalOptions{listen: *listen, publicURL: *publicURL, secure: *secure,
+			trustProxy: *trustProxy, sessionTTL: *sessionTTL, zone: *zone, bootstrap: *bootstrap}, stdout, log); err != nil {
+			stop()
+			_ = g.Wait()
+			return err
+		}
 	}
-	base := *publicURL
-	if base == "" {
-		base = "http://" + ln.Addr().String()
+	if run["provisioner"] {
+		if err := startProvisioner(gctx, g, st, prov, c.dataDir, *zone, log); err != nil {
+			stop()
+			_ = g.Wait()
+			return err
+		}
 	}
-	srv, err := portal.New(ctx, portal.Config{PublicURL: strings.TrimRight(base, "/"), SecureCookies: *secure,
-		SessionTTL: *sessionTTL, TrustProxy: *trustProxy, Version: version}, st, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if err := bootstrapStaff(ctx, st, *bootstrap, base, stdout); err != nil {
-		ln.Close()
-		return err
-	}
-	log.Info("fibrix serving", "version", version, "portal", base, "database", st.Dialect())
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(ctx, ln) })
+	log.Info("fibrix serving", "version", version, "roles", *roles, "database", st.Dialect())
 	err = g.Wait()
 	log.Info("fibrix stopped")
 	return err
+}
+
+// parseRoles reads --roles.
+func parseRoles(s string) (map[string]bool, error) {
+	run := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "portal", "provisioner":
+			run[r] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("--roles: unknown role %q; use portal, provisioner or both", r)
+		}
+	}
+	if len(run) == 0 {
+		return nil, errors.New("--roles: name at least one of portal, provisioner")
+	}
+	return run, nil
+}
+
+type portalOptions struct {
+	listen, publicURL, zone, bootstrap string
+	secure, trustProxy                 bool
+	sessionTTL                         time.Duration
+}
+
+// startPortal opens the portal's listener, makes sure a staff account
+// exists, and serves in g.
+func startPortal(ctx context.Context, g *errgroup.Group, st *store.Store, o portalOptions, stdout io.Writer, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	base := o.publicURL
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	srv, err := portal.New(ctx, portal.Config{PublicURL: strings.TrimRight(base, "/"), SecureCookies: o.secure,
+		SessionTTL: o.sessionTTL, TrustProxy: o.trustProxy, Version: version, Zone: o.zone}, st, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := bootstrapStaff(ctx, st, o.bootstrap, base, stdout); err != nil {
+		ln.Close()
+		return err
+	}
+	g.Go(func() error { return srv.Serve(ctx, ln) })
+	log.Info("portal listening", "url", base)
+	return nil
 }
 
 // bootstrapStaff creates the first staff account with a generated password

@@ -1,10 +1,12 @@
 package guestimage
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -50,4 +52,40 @@ func unavailable(t testing.TB, msg string) {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
+}
+
+// hostKeyLine matches a public key line that cloud-init prints between its
+// SSH HOST KEY KEYS markers.
+var hostKeyLine = regexp.MustCompile(`^(ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) (AAAA[0-9A-Za-z+/=]+)`)
+
+// HostKeys reads the guest's SSH host keys ("type base64") from a serial
+// console log, as cloud-init prints them on first boot, so that a test can
+// pin them in known_hosts instead of trusting the first connection.
+func HostKeys(serialLog string) []string {
+	f, err := os.Open(serialLog)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var keys []string
+	in := false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasSuffix(line, "-----BEGIN SSH HOST KEY KEYS-----"):
+			in, keys = true, nil
+		case strings.HasSuffix(line, "-----END SSH HOST KEY KEYS-----"):
+			if in && len(keys) > 0 {
+				return keys
+			}
+			in = false
+		case in:
+			if m := hostKeyLine.FindStringSubmatch(line); m != nil {
+				keys = append(keys, m[1]+" "+m[2])
+			}
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package guestimage_test
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -50,8 +48,6 @@ ethernets:
     nameservers:
       addresses: [10.0.2.3]
 `
-
-var hostKeyLine = regexp.MustCompile(`^(ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) (AAAA[0-9A-Za-z+/=]+)`)
 
 // TestBootSSH boots the real image under QEMU (TCG, direct kernel boot, user
 // networking) with NoCloud metadata served over HTTP and a static network
@@ -254,7 +250,7 @@ func gzipBase64(t *testing.T, s string) string {
 func waitHostKeys(ctx context.Context, t *testing.T, serial string, exited <-chan error) []string {
 	t.Helper()
 	for {
-		if keys := parseHostKeys(serial); len(keys) > 0 {
+		if keys := guestimage.HostKeys(serial); len(keys) > 0 {
 			return keys
 		}
 		select {
@@ -265,35 +261,6 @@ func waitHostKeys(ctx context.Context, t *testing.T, serial string, exited <-cha
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-func parseHostKeys(serial string) []string {
-	f, err := os.Open(serial)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var keys []string
-	in := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasSuffix(line, "-----BEGIN SSH HOST KEY KEYS-----"):
-			in, keys = true, nil
-		case strings.HasSuffix(line, "-----END SSH HOST KEY KEYS-----"):
-			if in && len(keys) > 0 {
-				return keys
-			}
-			in = false
-		case in:
-			if m := hostKeyLine.FindStringSubmatch(line); m != nil {
-				keys = append(keys, m[1]+" "+m[2])
-			}
-		}
-	}
-	return nil
 }
 
 func tail(s string, n int) string {

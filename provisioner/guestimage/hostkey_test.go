@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fibrixcloud/fibrix/provisioner/guestimage"
 )
 
 func TestParseHostKeys(t *testing.T) {
@@ -47,7 +49,7 @@ func TestParseHostKeys(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.serial), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, parseHostKeys(path)); diff != "" {
+			if diff := cmp.Diff(tc.want, guestimage.HostKeys(path)); diff != "" {
 				t.Errorf("host keys (-want +got):\n%s", diff)
 			}
 		})

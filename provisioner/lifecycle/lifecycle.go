@@ -6,6 +6,7 @@ package lifecycle
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fibrixcloud/fibrix/provisioner/engine"
 	"github.com/fibrixcloud/fibrix/provisioner/hypervisor"
+	"github.com/fibrixcloud/fibrix/provisioner/metadata"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -56,6 +58,9 @@ type Config struct {
 	WatchInterval time.Duration
 	// BootTimeout bounds waiting for a started domain to report running.
 	BootTimeout time.Duration
+	// ConsoleLogDir, a directory on the hosts, keeps each VM's serial
+	// console as fibrix-<vm id>.console.log; empty keeps none.
+	ConsoleLogDir string
 }
 
 func (c *Config) defaults() error {
@@ -188,18 +193,10 @@ func (r *Reconciler) create(ctx context.Context, p *pass) (engine.Result, error)
 			return engine.Result{}, err
 		}
 	}
-	err := r.step(ctx, p, "network", "Assigning an address", func(ctx context.Context) error {
-		if _, err := r.st.AllocateIP(ctx, p.vm.ID); err != nil {
-			return err
+	if p.vm.IP == "" || p.vm.MAC == "" {
+		if err := r.assignAddress(ctx, p); err != nil {
+			return engine.Result{}, err
 		}
-		if p.vm.MAC == "" {
-			p.vm.MAC = macFor(p.vm.ID)
-			return r.st.SetVMMAC(ctx, p.vm.ID, r.owner, p.vm.MAC)
-		}
-		return nil
-	})
-	if err != nil {
-		return engine.Result{}, err
 	}
 	if err := r.compose(ctx, p, "Preparing the "+p.image.Name+" image", "Creating a "+fmt.Sprint(p.vm.DiskGiB)+" GiB disk"); err != nil {
 		return engine.Result{}, err
@@ -212,6 +209,20 @@ func (r *Reconciler) create(ctx context.Context, p *pass) (engine.Result, error)
 	}
 	p.vm.State = store.VMRunning
 	return r.settled(ctx, p)
+}
+
+// assignAddress gives the VM its IP address and MAC, once.
+func (r *Reconciler) assignAddress(ctx context.Context, p *pass) error {
+	return r.step(ctx, p, "network", "Assigning an address", func(ctx context.Context) error {
+		if _, err := r.st.AllocateIP(ctx, p.vm.ID); err != nil {
+			return err
+		}
+		if p.vm.MAC == "" {
+			p.vm.MAC = macFor(p.vm.ID)
+			return r.st.SetVMMAC(ctx, p.vm.ID, r.owner, p.vm.MAC)
+		}
+		return nil
+	})
 }
 
 // compose makes sure the image is on the host, the VM's disk exists and the
@@ -245,11 +256,20 @@ func (r *Reconciler) compose(ctx context.Context, p *pass, imageMsg, diskMsg str
 			Type: r.cfg.DomainType, DiskPath: diskPath, Bridge: p.host.Bridge, MAC: p.vm.MAC,
 			SMBIOSSerial: "ds=nocloud-net;s=" + r.cfg.MetadataURL + "/" + token + "/",
 		}
+		if r.cfg.ConsoleLogDir != "" {
+			spec.ConsoleLog = strings.TrimRight(r.cfg.ConsoleLogDir, "/") + "/" + domainName(p.vm.ID) + ".console.log"
+		}
 		if boot.kernel != "" {
+			// Debian 12's cloud-init does not fetch network-config over
+			// HTTP, so a directly booted guest gets its static address on
+			// the kernel command line.
+			md, err := r.st.MetadataByToken(ctx, token)
+			if err != nil {
+				return err
+			}
 			spec.Kernel, spec.Initrd = boot.kernel, boot.initrd
-			// Classic interface names, so that the address configuration
-			// cloud-init writes (for eth0) applies.
-			spec.Cmdline = "root=/dev/vda rw console=ttyS0 net.ifnames=0 biosdevname=0"
+			spec.Cmdline = "root=/dev/vda rw console=ttyS0 network-config=" +
+				base64.StdEncoding.EncodeToString(metadata.NetworkConfig(md))
 		}
 		return p.hv.Define(ctx, spec)
 	})

@@ -172,7 +172,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no network configuration yet", http.StatusNotFound)
 			return
 		}
-		body = networkConfig(m)
+		body = NetworkConfig(m)
 	}
 	if err != nil {
 		log.Error("render metadata", "err", err)

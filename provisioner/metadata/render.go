@@ -170,11 +170,12 @@ func customerMIME(ud string) (textproto.MIMEHeader, []byte, bool) {
 	return h, body.Bytes(), true
 }
 
-// networkConfig renders the VM's static address for cloud-init. It is the
+// NetworkConfig renders the VM's static address for cloud-init, served to
+// guests and passed on the kernel command line of directly booted ones. It is the
 // one place that knows the format: version 1 "physical" is what Debian 12's
 // cloud-init (22.4) renders to ifupdown; switching to version 2 means
 // rewriting only this function.
-func networkConfig(m store.Metadata) []byte {
+func NetworkConfig(m store.Metadata) []byte {
 	a := m.Address
 	var b bytes.Buffer
 	b.WriteString("version: 1\nconfig:\n")

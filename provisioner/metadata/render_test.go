@@ -57,7 +57,7 @@ func TestGolden(t *testing.T) {
 	m := sample()
 	golden(t, "meta-data", metaData(m))
 	golden(t, "user-data", s.ourCloudConfig(m))
-	golden(t, "network-config", networkConfig(m))
+	golden(t, "network-config", NetworkConfig(m))
 	m.SSHKeys = nil
 	golden(t, "user-data-no-keys", s.ourCloudConfig(m))
 }

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fibrixcloud/fibrix/provisioner/guestimage"
+	"github.com/fibrixcloud/fibrix/provisioner/libvirttest"
+)
+
+// The guest network of the end-to-end test: a bridge on this machine with no
+// uplink, so nothing the guest sends can leave it.
+const (
+	e2eBridge  = "fbxe2e0"
+	e2eGateway = "10.213.77.1"
+	e2eCIDR    = "10.213.77.0/24"
+)
+
+// api is a small JSON client for the running instance.
+type api struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (a api) call(method, path string, body, out any) int {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.base+"/api/v1"+path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			a.t.Fatalf("%s %s: %d %s: %v", method, path, res.StatusCode, raw, err)
+		}
+	}
+	if res.StatusCode >= 400 && out == nil {
+		a.t.Logf("%s %s: %d %s", method, path, res.StatusCode, raw)
+	}
+	return res.StatusCode
+}
+
+func (a api) must(method, path string, body, out any, want int) {
+	a.t.Helper()
+	var raw json.RawMessage
+	if code := a.call(method, path, body, &raw); code != want {
+		a.t.Fatalf("%s %s: status %d, want %d: %s", method, path, code, want, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+}
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	out := sh(t, "sha256sum", path)
+	return strings.Fields(out)[0]
+}
+
+// e2eNetwork creates the guest bridge and a directory storage pool.
+func e2eNetwork(t *testing.T) (pool string) {
+	t.Helper()
+	_ = exec.Command("ip", "link", "del", e2eBridge).Run() // left over from a killed run
+	sh(t, "ip", "link", "add", e2eBridge, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", e2eBridge).Run() })
+	sh(t, "ip", "addr", "add", e2eGateway+"/24", "dev", e2eBridge)
+	sh(t, "ip", "link", "set", e2eBridge, "up")
+
+	dir, err := os.MkdirTemp("/var/tmp", "fibrix-e2e-pool-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pool = filepath.Base(dir)
+	virsh := func(args ...string) { sh(t, "virsh", append([]string{"-c", "qemu:///system"}, args...)...) }
+	virsh("pool-define-as", pool, "dir", "--target", dir)
+	virsh("pool-start", pool)
+	t.Cleanup(func() {
+		_ = exec.Command("virsh", "-c", "qemu:///system", "pool-destroy", pool).Run()
+		_ = exec.Command("virsh", "-c", "qemu:///system", "pool-undefine", pool).Run()
+		_ = os.RemoveAll(dir)
+	})
+	return pool
+}
+
+// TestEndToEndBoot orders a VM through the API as a customer, lets the
+// provisioner build it on the local libvirtd/QEMU, logs in over SSH with the
+// customer's key, then deletes it and checks that nothing is left.
+func TestEndToEndBoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		msg := "the end-to-end boot needs root (bridge, libvirtd)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	img := guestimage.ForTest(t)
+	libvirttest.Ensure(t)
+	pool := e2eNetwork(t)
+	bin := buildBinary(t)
+	in := serve(t, bin, t.TempDir(), "--metadata-listen", e2eGateway+":0", "--domain-type", "qemu",
+		"--watch-interval", "2s")
+
+	staff := api{t: t, base: in.URL}
+	var sess struct{ Token string }
+	staff.must("POST", "/auth/login", map[string]string{"email": in.Email, "password": in.Password}, &sess, 200)
+	staff.token = sess.Token
+
+	staff.must("POST", "/admin/images", map[string]any{
+		"name": "debian-12-mini", "os": "Debian", "version": "12",
+		"source_url": "file://" + img.Disk, "checksum": "sha256:" + fileSum(t, img.Disk),
+		"kernel_url": "file://" + img.Kernel, "kernel_checksum": "sha256:" + fileSum(t, img.Kernel),
+		"initrd_url": "file://" + img.Initrd, "initrd_checksum": "sha256:" + fileSum(t, img.Initrd),
+	}, nil, 201)
+	staff.must("POST", "/admin/subnets", map[string]any{"name": "e2e", "cidr": e2eCIDR, "gateway": e2eGateway,
+		"dns_servers": []string{e2eGateway}, "range_start": "10.213.77.10", "range_end": "10.213.77.50"}, nil, 201)
+	var host struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+		Error string `json:"last_error"`
+	}
+	staff.must("POST", "/admin/hosts", map[string]any{"name": "local", "uri": "qemu:///system",
+		"storage_pool": pool, "bridge": e2eBridge}, &host, 201)
+	deadline := time.Now().Add(60 * time.Second)
+	for host.State != "ready" {
+		if time.Now().After(deadline) {
+			t.Fatalf("host not ready: %s %s", host.State, host.Error)
+		}
+		time.Sleep(500 * time.Millisecond)
+		staff.must("GET", "/admin/hosts/"+host.ID, nil, &host, 200)
+	}
+
+	// The customer: sign up, upload a key made by ssh-keygen, order.
+	keyDir := t.TempDir()
+	key := filepath.Join(keyDir, "id_ed25519")
+	sh(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "customer@e2e", "-f", key)
+	pub, _ := os.ReadFile(key + ".pub")
+	cust := api{t: t, base: in.URL}
+	cust.must("POST", "/auth/signup", map[string]string{"tenant": "E2E Shop", "email": "owner@e2e.example", "password": "correct horse battery"}, &sess, 201)
+	cust.token = sess.Token
+	var k struct{ ID string }
+	cust.must("POST", "/ssh-keys", map[string]string{"name": "laptop", "public_key": string(pub)}, &k, 201)
+	start := time.Now()
+	var vm struct {
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		IP        string `json:"ip"`
+		LastError string `json:"last_error"`
+	}
+	cust.must("POST", "/vms", map[string]any{"name": "e2e-web", "plan": "nano", "image": "debian-12-mini", "ssh_keys": []string{k.ID}}, &vm, 201)
+
+	deadline = time.Now().Add(2 * time.Minute)
+	for vm.State != "running" || vm.IP == "" {
+		if vm.State == "error" || time.Now().After(deadline) {
+			t.Fatalf("VM not running: %s %q", vm.State, vm.LastError)
+		}
+		time.Sleep(time.Second)
+		cust.must("GET", "/vms/"+vm.ID, nil, &vm, 200)
+	}
+	running := time.Since(start)
+
+	// Pin the guest's host keys from its console, then log in with the
+	// customer's key.
+	console := "/var/log/libvirt/qemu/fibrix-" + vm.ID + ".console.log"
+	var hostKeys []string
+	deadline = time.Now().Add(4 * time.Minute)
+	for len(hostKeys) == 0 {
+		if time.Now().After(deadline) {
+			tail, _ := os.ReadFile(console)
+			t.Fatalf("no SSH host keys on the console within 4 minutes:\n%s", lastLines(string(tail), 30))
+		}
+		time.Sleep(2 * time.Second)
+		hostKeys = guestimage.HostKeys(console)
+	}
+	knownHosts := filepath.Join(keyDir, "known_hosts")
+	var kh strings.Builder
+	for _, hk := range hostKeys {
+		fmt.Fprintf(&kh, "%s %s\n", vm.IP, hk)
+	}
+	if err := os.WriteFile(knownHosts, []byte(kh.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	var err error
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		out, err = exec.CommandContext(ctx, "ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+			"-o", "UserKnownHostsFile="+knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5",
+			"debian@"+vm.IP, "hostname").CombinedOutput()
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if err != nil {
+		t.Fatalf("ssh into the VM: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "e2e-web" {
+		t.Errorf("hostname in the VM = %q, want e2e-web", got)
+	}
+	ready := time.Since(start)
+	t.Logf("order → running: %s; order → SSH login with the customer's key: %s", running.Round(time.Second), ready.Round(time.Second))
+	if dir := os.Getenv("FIBRIX_ARTIFACTS"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, "e2e-timing.txt"), fmt.Appendf(nil, "order_to_running=%s order_to_ssh=%s\n", running, ready), 0o644)
+	}
+
+	// Delete: the domain, the disk, the address and the capacity go.
+	cust.must("DELETE", "/vms/"+vm.ID, nil, nil, 202)
+	deadline = time.Now().Add(2 * time.Minute)
+	for cust.call("GET", "/vms/"+vm.ID, nil, nil) != http.StatusNotFound {
+		if time.Now().After(deadline) {
+			t.Fatal("VM still there two minutes after delete")
+		}
+		time.Sleep(time.Second)
+	}
+	if err := exec.Command("virsh", "-c", "qemu:///system", "dominfo", "fibrix-"+vm.ID).Run(); err == nil {
+		t.Error("the domain still exists after delete")
+	}
+	if vols := sh(t, "virsh", "-c", "qemu:///system", "vol-list", pool); strings.Contains(vols, vm.ID) {
+		t.Errorf("the disk volume still exists after delete:\n%s", vols)
+	}
+	var subnets struct {
+		Items []struct {
+			Used int `json:"used"`
+		} `json:"items"`
+	}
+	staff.must("GET", "/admin/subnets", nil, &subnets, 200)
+	if len(subnets.Items) != 1 || subnets.Items[0].Used != 0 {
+		t.Errorf("addresses still held after delete: %+v", subnets.Items)
+	}
+	var h map[string]any
+	staff.must("GET", "/admin/hosts/"+host.ID, nil, &h, 200)
+	if mem := h["capacity"].(map[string]any)["memory"].(map[string]any)["allocated"]; mem != float64(0) {
+		t.Errorf("host memory still allocated after delete: %v", mem)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
