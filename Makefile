@@ -8,7 +8,7 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build run test unit lint fmt generate check-generated check-deps staticcheck clean
+.PHONY: all build run test unit bench lint fmt generate check-generated check-deps staticcheck clean
 
 all: build
 
@@ -28,6 +28,10 @@ test: check-generated check-deps lint unit
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
+
+## bench: placement benchmarks (pure ledger, and with the database reservation on SQLite and PostgreSQL)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./provisioner/capacity/ ./provisioner/store/
 
 lint: fmt staticcheck
 	$(GO) vet ./...

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fibrixcloud/fibrix/portal"
+	"github.com/fibrixcloud/fibrix/provisioner/capacity"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -196,6 +197,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	trustProxy := fs.Bool("trust-proxy", envBool("FIBRIX_TRUST_PROXY", false), "take client addresses from X-Forwarded-For (only behind your own proxy)")
 	sessionTTL := fs.Duration("session-ttl", envDuration("FIBRIX_SESSION_TTL", 12*time.Hour), "how long a sign-in lasts")
 	zone := fs.String("zone", env("FIBRIX_ZONE", "cloud.internal"), "DNS zone of VM names: <vm>.<tenant>.<zone>")
+	placement := fs.String("placement", env("FIBRIX_PLACEMENT", "spread"), "where new VMs go: spread (emptiest host first) or pack (fullest host that fits)")
 	roles := fs.String("roles", env("FIBRIX_ROLES", "portal,provisioner"), "what this process runs: portal, provisioner, or both (comma-separated)")
 	var prov provisionerFlags
 	prov.register(fs)
@@ -206,6 +208,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	run, err := parseRoles(*roles)
 	if err != nil {
 		return err
+	}
+	strategy, err := capacity.ParseStrategy(*placement)
+	if err != nil {
+		return fmt.Errorf("--placement: %w", err)
 	}
 	log, err := c.logger(stderr)
 	if err != nil {
@@ -219,6 +225,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	st.Placement = strategy
 	if *migrate {
 		applied, err := st.Migrate(ctx)
 		if err != nil {
