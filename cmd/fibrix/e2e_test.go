@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fibrixcloud/fibrix/provisioner/guestimage"
+	"github.com/fibrixcloud/fibrix/provisioner/hypervisor"
 	"github.com/fibrixcloud/fibrix/provisioner/libvirttest"
 )
 
@@ -93,7 +94,7 @@ func fileSum(t *testing.T, path string) string {
 }
 
 // e2eNetwork creates the guest bridge and a directory storage pool.
-func e2eNetwork(t *testing.T) (pool string) {
+func e2eNetwork(t *testing.T) (pool, dir string) {
 	t.Helper()
 	_ = exec.Command("ip", "link", "del", e2eBridge).Run() // left over from a killed run
 	sh(t, "ip", "link", "add", e2eBridge, "type", "bridge", "stp_state", "0", "forward_delay", "0")
@@ -117,7 +118,36 @@ func e2eNetwork(t *testing.T) (pool string) {
 		_ = exec.Command("virsh", "-c", "qemu:///system", "pool-undefine", pool).Run()
 		_ = os.RemoveAll(dir)
 	})
-	return pool
+	return pool, dir
+}
+
+// domainType decides between KVM and software emulation by booting a probe
+// guest under KVM, never by the mere presence of /dev/kvm.
+func domainType(t *testing.T, kernel, dir string) string {
+	t.Helper()
+	k, err := os.ReadFile(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeKernel := filepath.Join(dir, "probe-vmlinuz")
+	if err := os.WriteFile(probeKernel, k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	initrd := libvirttest.ProbeInitramfs(t, dir, hypervisor.ProbeMarker)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := hypervisor.Dial(ctx, hypervisor.Config{URI: "qemu:///system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ok, why := c.ProbeKVM(ctx, probeKernel, initrd)
+	if ok {
+		t.Log("KVM works here: the guest runs under KVM")
+		return hypervisor.TypeKVM
+	}
+	t.Logf("KVM does not work here (%v): the guest runs under software emulation", why)
+	return hypervisor.TypeQEMU
 }
 
 // TestEndToEndBoot orders a VM through the API as a customer, lets the
@@ -133,9 +163,10 @@ func TestEndToEndBoot(t *testing.T) {
 	}
 	img := guestimage.ForTest(t)
 	libvirttest.Ensure(t)
-	pool := e2eNetwork(t)
+	pool, poolDir := e2eNetwork(t)
+	kind := domainType(t, img.Kernel, poolDir)
 	bin := buildBinary(t)
-	in := serve(t, bin, t.TempDir(), "--metadata-listen", e2eGateway+":0", "--domain-type", "qemu",
+	in := serve(t, bin, t.TempDir(), "--metadata-listen", e2eGateway+":0", "--domain-type", kind,
 		"--watch-interval", "2s")
 
 	staff := api{t: t, base: in.URL}
