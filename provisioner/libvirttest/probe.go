@@ -71,4 +71,3 @@ func ProbeInitramfs(t testing.TB, dir, marker string) string {
 	}
 	return p
 }
-
