@@ -153,6 +153,12 @@ func (d *Discoverer) Serve(ctx context.Context) error {
 func (d *Discoverer) Refresh(ctx context.Context, h store.Host) {
 	log := d.log.With("host", h.Name)
 	facts, key, err := d.discover(ctx, h)
+	if key != "" && h.SSHHostKey == "" {
+		// Pin on first contact, even if the inventory below failed.
+		if perr := d.st.PinHostKey(ctx, h.ID, key); perr != nil {
+			log.Error("pin host key", "err", perr)
+		}
+	}
 	if err != nil {
 		d.pool.Forget(h.ID)
 		log.Warn("host discovery failed", "err", err)
@@ -177,7 +183,7 @@ func (d *Discoverer) discover(ctx context.Context, h store.Host) (store.Facts, s
 	}
 	f, err := c.Facts(ctx)
 	if err != nil {
-		return store.Facts{}, "", err
+		return store.Facts{}, c.HostKey(), err
 	}
 	out := store.Facts{CPUModel: f.CPUModel, Cores: int64(f.Threads), MemoryMiB: f.MemoryMiB}
 	found := false
@@ -187,7 +193,7 @@ func (d *Discoverer) discover(ctx context.Context, h store.Host) (store.Facts, s
 		}
 	}
 	if !found {
-		return store.Facts{}, "", fmt.Errorf("storage pool %q is not active on the host", h.StoragePool)
+		return store.Facts{}, c.HostKey(), fmt.Errorf("storage pool %q is not active on the host", h.StoragePool)
 	}
 	return out, c.HostKey(), nil
 }

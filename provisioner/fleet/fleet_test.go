@@ -69,3 +69,57 @@ func TestDiscovery(t *testing.T) {
 		})
 	}
 }
+
+// TestSSHHostKeyPinnedAtDiscovery reaches libvirt through Debian's sshd: the
+// host key is pinned on first contact, and a host that later presents
+// another key is refused instead of used.
+func TestSSHHostKeyPinnedAtDiscovery(t *testing.T) {
+	libvirttest.Ensure(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fibrix.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client, _ := libvirttest.NewKey(t)
+	addr, hostKey := libvirttest.SSHD(t, client.PublicKey())
+	pool := fleet.NewPool(client)
+	defer pool.Close()
+	d := fleet.NewDiscoverer(st, pool, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	// The "remote" libvirtd is this machine's, reached over SSH; it has no
+	// pool of that name, so discovery fails after the handshake, yet the
+	// key is pinned on this first contact.
+	h, err := st.CreateHost(ctx, store.Actor{Email: "staff@isp.example"}, store.HostInput{
+		Name: "remote", URI: "qemu+ssh://root@" + addr + "/system", StoragePool: "no-such-pool"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Refresh(ctx, h)
+	got, _ := st.GetHost(ctx, h.ID)
+	if got.State != store.HostError || !strings.Contains(got.LastError, "no-such-pool") {
+		t.Errorf("discovery without the pool: state %s, %q", got.State, got.LastError)
+	}
+	want := libvirttest.Authorized(hostKey)
+	if got.SSHHostKey == "" {
+		t.Fatalf("host key not pinned after first contact: state %s, %q", got.State, got.LastError)
+	}
+	if !strings.HasPrefix(want, strings.Join(strings.Fields(got.SSHHostKey)[:2], " ")) {
+		t.Errorf("pinned %q, sshd has %q", got.SSHHostKey, want)
+	}
+	if _, err := pool.Conn(ctx, got.Host); err != nil {
+		t.Errorf("connection with the pinned key: %v", err)
+	}
+
+	// Another machine answers at the same address: refused.
+	pool.Forget(h.ID)
+	addr2, _ := libvirttest.SSHD(t, client.PublicKey())
+	moved := got.Host
+	moved.URI = "qemu+ssh://root@" + addr2 + "/system"
+	if _, err := pool.Conn(ctx, moved); err == nil || !strings.Contains(err.Error(), "host key") {
+		t.Errorf("a different host key was accepted: %v", err)
+	}
+}

@@ -1,15 +1,7 @@
 package hypervisor
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,108 +12,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// newKey makes an ed25519 key pair: the signer and its private key in
-// OpenSSH PEM form.
-func newKey(t *testing.T) (ssh.Signer, []byte) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, pem.EncodeToMemory(block)
-}
-
-func authorized(k ssh.PublicKey) string {
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
-}
-
-// sshServer runs Debian's sshd on a free loopback port, letting client log
-// in as root, and returns its address and host key.
-func sshServer(t *testing.T, client ssh.PublicKey) (string, ssh.PublicKey) {
-	t.Helper()
-	sshd := "/usr/sbin/sshd"
-	if _, err := os.Stat(sshd); err != nil {
-		msg := "sshd not found: install the Debian package openssh-server"
-		if os.Getenv("CI") == "" {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation directory
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	hostSigner, hostPEM := newKey(t)
-	hostKey := filepath.Join(dir, "host_key")
-	authKeys := filepath.Join(dir, "authorized_keys")
-	cfg := filepath.Join(dir, "sshd_config")
-	files := map[string]string{
-		hostKey:  string(hostPEM),
-		authKeys: authorized(client) + "\n",
-		cfg: fmt.Sprintf(`ListenAddress 127.0.0.1
-HostKey %s
-AuthorizedKeysFile %s
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile none
-AllowStreamLocalForwarding yes
-`, hostKey, authKeys),
-	}
-	for p, s := range files {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-
-	var log strings.Builder
-	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg, "-p", port)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", log.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return addr, hostSigner.PublicKey()
-}
-
 func TestSSH(t *testing.T) {
 	libvirttest.Ensure(t)
-	clientKey, _ := newKey(t)
-	addr, hostKey := sshServer(t, clientKey.PublicKey())
+	clientKey, _ := libvirttest.NewKey(t)
+	addr, hostKey := libvirttest.SSHD(t, clientKey.PublicKey())
 	uri := "qemu+ssh://root@" + addr + "/system"
 	cx := ctx(t, 60*time.Second)
 
@@ -136,8 +30,8 @@ func TestSSH(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if got != authorized(hostKey) {
-		t.Fatalf("HostKey() = %q, want %q", got, authorized(hostKey))
+	if got != libvirttest.Authorized(hostKey) {
+		t.Fatalf("HostKey() = %q, want %q", got, libvirttest.Authorized(hostKey))
 	}
 
 	// Pinned: the same key works, and the connection does real work.
@@ -170,8 +64,8 @@ func TestSSH(t *testing.T) {
 	}
 
 	// Another pinned key: refused, with a clear reason.
-	other, _ := newKey(t)
-	_, err = Dial(cx, Config{URI: uri, HostKey: authorized(other.PublicKey()), Signer: clientKey})
+	other, _ := libvirttest.NewKey(t)
+	_, err = Dial(cx, Config{URI: uri, HostKey: libvirttest.Authorized(other.PublicKey()), Signer: clientKey})
 	if !errors.Is(err, ErrHostKey) {
 		t.Fatalf("Dial with another pinned key = %v, want ErrHostKey", err)
 	}
@@ -181,7 +75,7 @@ func TestSSH(t *testing.T) {
 	}
 
 	// A client key the host does not authorise: refused.
-	stranger, _ := newKey(t)
+	stranger, _ := libvirttest.NewKey(t)
 	if _, err := Dial(cx, Config{URI: uri, HostKey: got, Signer: stranger}); err == nil {
 		t.Error("Dial with an unauthorised client key succeeded")
 	}

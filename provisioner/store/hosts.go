@@ -397,3 +397,22 @@ func (s *Store) RecordHostError(ctx context.Context, id, msg string) error {
 	}
 	return nil
 }
+
+// PinHostKey records a host's SSH key on first contact, even when the rest
+// of discovery failed; a different key than the one already recorded is
+// refused.
+func (s *Store) PinHostKey(ctx context.Context, id, hostKey string) error {
+	hostKey = strings.TrimSpace(hostKey)
+	if hostKey == "" {
+		return nil
+	}
+	res := s.db.WithContext(ctx).Model(&Host{}).Where("id = ? AND (ssh_host_key = '' OR ssh_host_key = ?)", id, hostKey).
+		Updates(map[string]any{"ssh_host_key": hostKey, "updated_at": now()})
+	if res.Error != nil {
+		return fmt.Errorf("pin host key: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return E(ErrConflict, "", "the host's SSH key differs from the one recorded; delete and re-register the host if it was replaced")
+	}
+	return nil
+}
