@@ -483,3 +483,23 @@ func TestFormat(t *testing.T) {
 		t.Errorf("pageNumbers = %v", got)
 	}
 }
+
+func TestVMStatusBusyText(t *testing.T) {
+	base := VMDetailView{Page: Page{CSRF: "tok", User: &User{Email: "o@x.example", Role: "owner"}}, CanWrite: true,
+		VM: VMInfo{ID: "vm1", Name: "web", State: "provisioning"}}
+	var b strings.Builder
+	if err := VMStatus(base).Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Actions become available once the VM has been created.") {
+		t.Errorf("provisioning VM without operations:\n%s", b.String())
+	}
+	base.Operations = []OperationRow{{Type: "start", State: "queued"}}
+	b.Reset()
+	if err := VMStatus(base).Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "when the current operation has finished") {
+		t.Errorf("VM with a queued operation:\n%s", b.String())
+	}
+}
