@@ -78,7 +78,11 @@ func (s *Server) adminHostsView(c *fiber.Ctx) (views.AdminHostsView, error) {
 	if err != nil {
 		return views.AdminHostsView{}, err
 	}
-	v := views.AdminHostsView{Page: s.page(c, "Hosts", "admin-hosts"), Hosts: make([]views.AdminHostRow, len(hosts))}
+	key, err := s.store.Setting(c.UserContext(), store.SettingProvisionerSSHKey)
+	if err != nil {
+		return views.AdminHostsView{}, err
+	}
+	v := views.AdminHostsView{Page: s.page(c, "Hosts", "admin-hosts"), Hosts: make([]views.AdminHostRow, len(hosts)), ProvisionerKey: key}
 	for i, h := range hosts {
 		v.Hosts[i] = adminHostRow(h)
 	}

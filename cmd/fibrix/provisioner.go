@@ -84,6 +84,10 @@ func startProvisioner(ctx context.Context, g *errgroup.Group, st *store.Store, p
 	}
 	eng := engine.New(st, rec, engine.Config{Workers: p.workers, Owner: owner}, log.With("component", "engine"))
 	disc := fleet.NewDiscoverer(st, pool, p.discovery, log.With("component", "discovery"))
+	if err := st.SetSetting(ctx, store.SettingProvisionerSSHKey, pub); err != nil {
+		ln.Close()
+		return err
+	}
 	g.Go(func() error { return md.Serve(ctx, ln) })
 	g.Go(func() error { return eng.Serve(ctx) })
 	g.Go(func() error { return disc.Serve(ctx) })

@@ -34,3 +34,20 @@ func TestPinHostKey(t *testing.T) {
 		}
 	})
 }
+
+func TestSettings(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if v, err := s.Setting(ctx, store.SettingProvisionerSSHKey); err != nil || v != "" {
+			t.Fatalf("unset setting: %q %v", v, err)
+		}
+		for _, want := range []string{"ssh-ed25519 AAAAone fibrix-provisioner", "ssh-ed25519 AAAAtwo fibrix-provisioner"} {
+			if err := s.SetSetting(ctx, store.SettingProvisionerSSHKey, want); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := s.Setting(ctx, store.SettingProvisionerSSHKey); err != nil || v != want {
+				t.Errorf("setting = %q %v, want %q", v, err, want)
+			}
+		}
+	})
+}

@@ -431,3 +431,30 @@ func (s *Store) Secret(ctx context.Context, key string, gen func() string) (stri
 	}
 	return st.Value, nil
 }
+
+// Setting names shared between processes.
+const SettingProvisionerSSHKey = "provisioner_ssh_public_key"
+
+// SetSetting stores a non-secret value, such as the public key the
+// provisioner uses for qemu+ssh hosts, for every process to read.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "key"}}, DoUpdates: clause.AssignmentColumns([]string{"value"})}).
+		Create(&setting{Key: key, Value: value, CreatedAt: now()}).Error
+	if err != nil {
+		return fmt.Errorf("store setting %s: %w", key, err)
+	}
+	return nil
+}
+
+// Setting returns a stored value, or "" when there is none.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	var st setting
+	err := s.db.WithContext(ctx).Where("key = ?", key).Take(&st).Error
+	if errIsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("load setting %s: %w", key, err)
+	}
+	return st.Value, nil
+}
