@@ -29,6 +29,12 @@ type User struct {
 // CanWrite reports whether the user may change tenant resources.
 func (u *User) CanWrite() bool { return u != nil && (u.Role == "owner" || u.Role == "member") }
 
+// CanWriteTokens reports whether the user may create read-write API tokens:
+// tenant owners and members, staff admins and operators.
+func (u *User) CanWriteTokens() bool {
+	return u != nil && (u.Role == "owner" || u.Role == "member" || u.Role == "admin" || u.Role == "operator")
+}
+
 // CanAdmin reports whether a staff user may change platform settings.
 func (u *User) CanAdmin() bool { return u != nil && u.Staff && u.Role == "admin" }
 
