@@ -78,7 +78,7 @@ func AdminAudit(v AdminAuditView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<form method=\"get\" action=\"/admin/audit\" role=\"search\" data-testid=\"admin-audit-filters\"><div class=\"grid\"><label>Tenant <input type=\"search\" name=\"tenant\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<form method=\"get\" action=\"/admin/audit\" class=\"filters\" data-testid=\"admin-audit-filters\"><div class=\"grid\"><label>Tenant <input type=\"search\" name=\"tenant\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

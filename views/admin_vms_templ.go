@@ -73,7 +73,7 @@ func AdminVMs(v AdminVMsView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<form method=\"get\" action=\"/admin/vms\" role=\"search\" data-testid=\"admin-vms-filters\"><div class=\"grid\"><label>Tenant <input type=\"search\" name=\"tenant\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<form method=\"get\" action=\"/admin/vms\" class=\"filters\" data-testid=\"admin-vms-filters\"><div class=\"grid\"><label>Tenant <input type=\"search\" name=\"tenant\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
