@@ -503,3 +503,21 @@ func TestVMStatusBusyText(t *testing.T) {
 		t.Errorf("VM with a queued operation:\n%s", b.String())
 	}
 }
+
+// A VM in a transitional state other than creation, with no operation left
+// outstanding, is not said to be waiting for its creation.
+func TestVMStatusBusyTextAfterCreation(t *testing.T) {
+	v := VMDetailView{Page: Page{CSRF: "tok", User: owner()}, CanWrite: true,
+		VM: VMInfo{ID: "vm1", Name: "web", State: "stopping"}}
+	doc, html := render(t, VMStatus(v))
+	mustCount(t, doc, testID("vm-actions-busy"), 1)
+	if !strings.Contains(html, "when the current operation has finished") {
+		t.Errorf("stopping VM:\n%s", html)
+	}
+	v.VM.State = "pending"
+	doc, html = render(t, VMStatus(v))
+	mustCount(t, doc, testID("vm-actions"), 0)
+	if !strings.Contains(html, "Actions become available once the VM has been created.") || strings.Contains(html, "current operation") {
+		t.Errorf("pending VM without operations:\n%s", html)
+	}
+}
