@@ -683,8 +683,8 @@ func TestReadonlyMember(t *testing.T) {
 		t.Error("read-only member: want the token form without the write scope")
 	}
 	res, doc := ro.post("/account/tokens", url.Values{"name": {"ci"}, "scope": {"write"}})
-	if res.StatusCode != http.StatusForbidden || !strings.Contains(flashOf(doc), "read tokens only") {
-		t.Errorf("write token for read-only: %d %q", res.StatusCode, flashOf(doc))
+	if msg := doc.Find(`[data-testid=error-scope]`).Text(); res.StatusCode != http.StatusForbidden || !strings.Contains(msg, "read tokens only") {
+		t.Errorf("write token for read-only: %d %q", res.StatusCode, msg)
 	}
 	res, doc = ro.post("/account/tokens", url.Values{"name": {"ci"}, "scope": {"read"}})
 	if res.StatusCode != http.StatusOK || doc.Find(`[data-testid=new-token-value]`).Length() != 1 {

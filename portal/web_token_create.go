@@ -22,11 +22,6 @@ func (s *Server) webTokenCreate(c *fiber.Ctx) error {
 			return err
 		}
 		v.Errors, v.Name, v.Scope = errs, name, scope
-		if !v.Page.User.CanWrite() {
-			// The page shows no create form to this role, so the refusal
-			// goes where it can be read.
-			v.Page.Flash = &views.Flash{Kind: "error", Message: capitalize(firstError(errs)) + "."}
-		}
 		return s.render(c, views.Tokens(v))
 	}
 	v, err := s.tokensView(c)
