@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Authoritative DNS side by side: our name server vs NSD on the same
+# 10,000-record zone (written from the same snapshot), dnsperf on the other
+# core. Reports raw qps and queries per server CPU-second, ratio ours/NSD,
+# medians over alternating rounds.
+#   DNS_BENCH_SECONDS (10)  DNS_BENCH_ROUNDS (3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${DNS_BENCH_SECONDS:-10}
+rounds=${DNS_BENCH_ROUNDS:-3}
+for tool in dnsperf nsd taskset; do
+	command -v "$tool" >/dev/null || { echo "bench-dns: $tool missing (Debian packages dnsperf, nsd, util-linux)" >&2; exit 1; }
+done
+w=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$w"
+}
+trap cleanup EXIT
+ours_port=5390 nsd_port=5391
+hz=$(getconf CLK_TCK)
+
+# CPU ticks (utime+stime) of a process and all its descendants; the fields
+# are counted after the command name, which may hold spaces ("nsd: server 1").
+ticks() {
+	local total=0 p
+	for p in $1 $(pgrep -P "$1" || true); do
+		[ "$p" = "$1" ] || { total=$((total + $(ticks "$p"))); continue; }
+		total=$((total + $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')))
+	done
+	echo "$total"
+}
+
+go test -c -o "$w/nameserver.test" ./provisioner/nameserver
+GOMAXPROCS=1 taskset -c 0 "$w/nameserver.test" -test.run '^TestServeForBench$' -test.timeout 0 \
+	-dnsbench.dir "$w" -dnsbench.listen "127.0.0.1:$ours_port" >"$w/ours.log" 2>&1 &
+ours=$!
+pids+=("$ours")
+for _ in $(seq 100); do grep -q ready "$w/ours.log" && break; sleep 0.1; done
+grep -q ready "$w/ours.log" || { cat "$w/ours.log"; exit 1; }
+
+cat >"$w/nsd.conf" <<CONF
+server:
+	ip-address: 127.0.0.1@$nsd_port
+	server-count: 1
+	username: ""
+	chroot: ""
+	zonesdir: "$w"
+	database: ""
+	zonelistfile: "$w/zone.list"
+	xfrdfile: "$w/xfrd.state"
+	pidfile: "$w/nsd.pid"
+	logfile: "$w/nsd.log"
+	minimal-responses: yes
+	# Response rate limiting would drop the repeated NXDOMAIN probes.
+	rrl-ratelimit: 0
+	rrl-whitelist-ratelimit: 0
+remote-control:
+	control-enable: no
+zone:
+	name: cloud.internal
+	zonefile: cloud.internal.zone
+CONF
+taskset -c 0 nsd -d -c "$w/nsd.conf" &
+nsdpid=$!
+pids+=("$nsdpid")
+for _ in $(seq 100); do dig +short +time=1 +tries=1 @127.0.0.1 -p "$nsd_port" vm1.tenant1.cloud.internal A 2>/dev/null | grep -q 10.64 && break; sleep 0.1; done
+for p in $ours_port $nsd_port; do
+	got=$(dig +short @127.0.0.1 -p "$p" vm258.tenant58.cloud.internal A)
+	[ "$got" = 10.64.1.2 ] || { echo "bench-dns: server on port $p answered '$got'" >&2; exit 1; }
+done
+
+run() { # name pid port → "qps qps_per_cpu_second"
+	local before after out qps lost
+	before=$(ticks "$2")
+	out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$3" -d "$w/queries" -l "$secs" -q 200 2>&1)
+	after=$(ticks "$2")
+	qps=$(awk '/Queries per second/ {print $4}' <<<"$out")
+	lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
+	awk -v q="$qps" -v t="$((after - before))" -v hz="$hz" -v s="$secs" -v n="$1" -v l="$lost" \
+		'BEGIN { cpu = t / hz; printf "%s qps=%.0f cpu_s=%.2f per_cpu_s=%.0f lost=%s\n", n, q, cpu, (cpu > 0 ? q * s / cpu : 0), l }'
+}
+: >"$w/results"
+for r in $(seq "$rounds"); do
+	run ours "$ours" "$ours_port" | tee -a "$w/results"
+	run nsd "$nsdpid" "$nsd_port" | tee -a "$w/results"
+done
+median() { grep "^$1 " "$w/results" | sed -E "s/.*$2=([0-9.]+).*/\1/" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+oq=$(median ours qps) oc=$(median ours per_cpu_s) nq=$(median nsd qps) nc=$(median nsd per_cpu_s)
+echo "median: ours ${oq} qps, ${oc} q/CPU-s; NSD ${nq} qps, ${nc} q/CPU-s"
+awk -v a="$oq" -v b="$nq" -v c="$oc" -v d="$nc" 'BEGIN { printf "ratio ours/NSD: %.2f raw, %.2f per CPU-second\n", a / b, c / d }'

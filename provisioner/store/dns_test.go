@@ -1,0 +1,199 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+func TestDNSRecordValidation(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := setup(t, s, "dnsval")
+		if _, err := s.CreateVM(ctx, f.actor, f.tenant.ID, order(f, "web", "nano")); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name  string
+			in    store.DNSRecordInput
+			kind  error
+			field string
+			want  string // canonical value when accepted
+		}{
+			{"a", store.DNSRecordInput{Name: "WWW", Type: "a", Value: " 192.0.2.10 "}, nil, "", "192.0.2.10"},
+			{"a at apex", store.DNSRecordInput{Name: "@", Type: "A", Value: "192.0.2.11"}, nil, "", "192.0.2.11"},
+			{"a with ipv6", store.DNSRecordInput{Name: "x", Type: "A", Value: "2001:db8::1"}, store.ErrInvalid, "value", ""},
+			{"a garbage", store.DNSRecordInput{Name: "x", Type: "A", Value: "300.1.1.1"}, store.ErrInvalid, "value", ""},
+			{"aaaa", store.DNSRecordInput{Name: "v6", Type: "AAAA", Value: "2001:DB8::1"}, nil, "", "2001:db8::1"},
+			{"aaaa with ipv4", store.DNSRecordInput{Name: "v6", Type: "AAAA", Value: "192.0.2.1"}, store.ErrInvalid, "value", ""},
+			{"cname", store.DNSRecordInput{Name: "blog", Type: "CNAME", Value: "Example.COM."}, nil, "", "example.com."},
+			{"cname single label", store.DNSRecordInput{Name: "blog2", Type: "CNAME", Value: "localhost"}, store.ErrInvalid, "value", ""},
+			{"cname beside a", store.DNSRecordInput{Name: "www", Type: "CNAME", Value: "example.com"}, store.ErrConflict, "name", ""},
+			{"a beside cname", store.DNSRecordInput{Name: "blog", Type: "A", Value: "192.0.2.1"}, store.ErrConflict, "name", ""},
+			{"cname at vm name", store.DNSRecordInput{Name: "web", Type: "CNAME", Value: "example.com"}, store.ErrConflict, "name", ""},
+			{"mx", store.DNSRecordInput{Name: "@", Type: "MX", Value: "mail.example.com", Priority: 10}, nil, "", "mail.example.com."},
+			{"mx priority too big", store.DNSRecordInput{Name: "@", Type: "MX", Value: "mx2.example.com", Priority: 65536}, store.ErrInvalid, "priority", ""},
+			{"mx negative priority", store.DNSRecordInput{Name: "@", Type: "MX", Value: "mx2.example.com", Priority: -1}, store.ErrInvalid, "priority", ""},
+			{"priority on a", store.DNSRecordInput{Name: "p", Type: "A", Value: "192.0.2.1", Priority: 5}, store.ErrInvalid, "priority", ""},
+			{"txt", store.DNSRecordInput{Name: "_acme-challenge", Type: "TXT", Value: "v=spf1 -all"}, nil, "", "v=spf1 -all"},
+			{"txt 255", store.DNSRecordInput{Name: "long", Type: "TXT", Value: strings.Repeat("x", 255)}, nil, "", strings.Repeat("x", 255)},
+			{"txt 256", store.DNSRecordInput{Name: "long", Type: "TXT", Value: strings.Repeat("x", 256)}, store.ErrInvalid, "value", ""},
+			{"txt control", store.DNSRecordInput{Name: "ctl", Type: "TXT", Value: "a\nb"}, store.ErrInvalid, "value", ""},
+			{"txt empty", store.DNSRecordInput{Name: "ctl", Type: "TXT", Value: " "}, store.ErrInvalid, "value", ""},
+			{"underscore outside txt", store.DNSRecordInput{Name: "_x", Type: "A", Value: "192.0.2.1"}, store.ErrInvalid, "name", ""},
+			{"label too long", store.DNSRecordInput{Name: strings.Repeat("a", 64), Type: "A", Value: "192.0.2.1"}, store.ErrInvalid, "name", ""},
+			{"label 63", store.DNSRecordInput{Name: strings.Repeat("a", 63), Type: "A", Value: "192.0.2.1"}, nil, "", "192.0.2.1"},
+			{"name too long", store.DNSRecordInput{Name: strings.TrimSuffix(strings.Repeat("abcdefghij.", 22), "."), Type: "A", Value: "192.0.2.1"}, store.ErrInvalid, "name", ""},
+			{"leading dash", store.DNSRecordInput{Name: "-a", Type: "A", Value: "192.0.2.1"}, store.ErrInvalid, "name", ""},
+			{"empty label", store.DNSRecordInput{Name: "a..b", Type: "A", Value: "192.0.2.1"}, store.ErrInvalid, "name", ""},
+			{"ttl low", store.DNSRecordInput{Name: "t", Type: "A", Value: "192.0.2.1", TTL: 59}, store.ErrInvalid, "ttl", ""},
+			{"ttl high", store.DNSRecordInput{Name: "t", Type: "A", Value: "192.0.2.1", TTL: 86401}, store.ErrInvalid, "ttl", ""},
+			{"ns not allowed", store.DNSRecordInput{Name: "sub", Type: "NS", Value: "ns.example.com"}, store.ErrInvalid, "type", ""},
+			{"duplicate", store.DNSRecordInput{Name: "www", Type: "A", Value: "192.0.2.10"}, store.ErrConflict, "value", ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				rec, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, tc.in)
+				if kindOf(err) != tc.kind && !(tc.kind == nil && err == nil) {
+					t.Fatalf("err = %v, want kind %v", err, tc.kind)
+				}
+				if tc.kind != nil {
+					if e, ok := store.AsError(err); !ok || e.Field != tc.field {
+						t.Errorf("err %v: want field %q", err, tc.field)
+					}
+					return
+				}
+				if rec.Value != tc.want || rec.TenantID != f.tenant.ID || rec.ID == "" {
+					t.Errorf("got %+v, want value %q", rec, tc.want)
+				}
+				if tc.in.TTL == 0 && rec.TTL != store.DefaultDNSTTL {
+					t.Errorf("ttl = %d", rec.TTL)
+				}
+			})
+		}
+	})
+}
+
+func TestDNSRecordQuotaAndIsolation(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := setup(t, s, "dnsq")
+		other := setup(t, s, "dnsother")
+		var ids []string
+		for i := range store.MaxDNSRecordsPerTenant {
+			r, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, store.DNSRecordInput{Name: fmt.Sprintf("h%d", i), Type: "A", Value: "192.0.2.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, r.ID)
+		}
+		if _, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, store.DNSRecordInput{Name: "over", Type: "A", Value: "192.0.2.1"}); !errors.Is(err, store.ErrQuota) {
+			t.Fatalf("record over quota: %v", err)
+		}
+		// The other tenant neither sees nor deletes them, and has its own quota.
+		recs, total, err := s.ListDNSRecords(ctx, other.tenant.ID, store.Page{})
+		if err != nil || total != 0 || len(recs) != 0 {
+			t.Fatalf("other tenant lists %d/%d records: %v", len(recs), total, err)
+		}
+		if err := s.DeleteDNSRecord(ctx, other.actor, other.tenant.ID, ids[0]); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("delete another tenant's record: %v", err)
+		}
+		if _, err := s.CreateDNSRecord(ctx, other.actor, other.tenant.ID, store.DNSRecordInput{Name: "h0", Type: "A", Value: "192.0.2.1"}); err != nil {
+			t.Fatalf("same record in another tenant: %v", err)
+		}
+		recs, total, err = s.ListDNSRecords(ctx, f.tenant.ID, store.Page{Number: 2, PerPage: 20})
+		if err != nil || total != store.MaxDNSRecordsPerTenant || len(recs) != 20 {
+			t.Fatalf("page 2: %d/%d records: %v", len(recs), total, err)
+		}
+		if err := s.DeleteDNSRecord(ctx, f.actor, f.tenant.ID, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteDNSRecord(ctx, f.actor, f.tenant.ID, ids[0]); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("delete twice: %v", err)
+		}
+		if _, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, store.DNSRecordInput{Name: "again", Type: "A", Value: "192.0.2.1"}); err != nil {
+			t.Fatalf("create after delete: %v", err)
+		}
+		entries, _, err := s.ListAudit(ctx, store.AuditFilter{TenantID: f.tenant.ID, Action: "dns.record.delete"}, store.Page{})
+		if err != nil || len(entries) != 2 || entries[0].Result != store.ResultFailure || entries[1].Result != store.ResultSuccess {
+			t.Fatalf("audit: %+v %v", entries, err)
+		}
+	})
+}
+
+func TestDNSSnapshotSerial(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := setup(t, s, "zoneco")
+		snap := func() store.DNSZone {
+			t.Helper()
+			z, err := s.DNSSnapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return z
+		}
+		z0 := snap()
+		if again := snap(); again.Serial != z0.Serial {
+			t.Fatalf("serial moved without a change: %d → %d", z0.Serial, again.Serial)
+		}
+		rec, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, store.DNSRecordInput{Name: "www", Type: "A", Value: "192.0.2.80"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		z1 := snap()
+		if z1.Serial <= z0.Serial {
+			t.Fatalf("serial after a record change: %d, before %d", z1.Serial, z0.Serial)
+		}
+		if len(z1.Records) != 1 || z1.Records[0].TenantSlug != "zoneco" || z1.Records[0].ID != rec.ID {
+			t.Fatalf("records: %+v", z1.Records)
+		}
+		if again := snap(); again.Serial != z1.Serial {
+			t.Fatalf("serial moved twice for one change: %d → %d", z1.Serial, again.Serial)
+		}
+
+		// VM addresses change in code that knows nothing of DNS; the
+		// snapshot notices and bumps.
+		vm, err := s.CreateVM(ctx, f.actor, f.tenant.ID, order(f, "db", "nano"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateSubnet(ctx, staff, store.SubnetInput{Name: "lan", CIDR: "10.20.0.0/24", Gateway: "10.20.0.1",
+			RangeStart: "10.20.0.10", RangeEnd: "10.20.0.20"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AllocateIP(ctx, vm.ID); err != nil {
+			t.Fatal(err)
+		}
+		z2 := snap()
+		if z2.Serial <= z1.Serial {
+			t.Fatalf("serial after an address change: %d, before %d", z2.Serial, z1.Serial)
+		}
+		want := []store.DNSHost{{TenantSlug: "zoneco", Name: "db", IP: netip.MustParseAddr("10.20.0.10")}}
+		if diff := cmp.Diff(want, z2.Hosts, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Errorf("hosts (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]netip.Prefix{netip.MustParsePrefix("10.20.0.0/24")}, z2.Subnets, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+			t.Errorf("subnets (-want +got):\n%s", diff)
+		}
+		if err := s.ReleaseIP(ctx, vm.ID); err != nil {
+			t.Fatal(err)
+		}
+		z3 := snap()
+		if z3.Serial <= z2.Serial || len(z3.Hosts) != 0 {
+			t.Fatalf("after release: serial %d (before %d), hosts %v", z3.Serial, z2.Serial, z3.Hosts)
+		}
+		if err := s.DeleteDNSRecord(ctx, f.actor, f.tenant.ID, rec.ID); err != nil {
+			t.Fatal(err)
+		}
+		if z4 := snap(); z4.Serial <= z3.Serial || len(z4.Records) != 0 {
+			t.Fatalf("after delete: serial %d (before %d), records %v", z4.Serial, z3.Serial, z4.Records)
+		}
+	})
+}
