@@ -33,6 +33,11 @@ unit:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./provisioner/capacity/ ./provisioner/store/
 
+## agent-initramfs: bare-metal commissioning/deploy boot files out/agent/{vmlinuz,initrd.img}, from Debian packages
+.PHONY: agent-initramfs
+agent-initramfs:
+	GO=$(GO) .ci/agent-initramfs.sh out/agent
+
 lint: fmt staticcheck
 	$(GO) vet ./...
 
