@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,7 +77,8 @@ func TestBrowserJourney(t *testing.T) {
 	bin := buildBinary(t)
 	libvirttest.Ensure(t)
 	dataDir := t.TempDir()
-	in := serve(t, bin, dataDir, "--watch-interval", "1s")
+	dnsPort := freeUDPPort(t)
+	in := serve(t, bin, dataDir, "--watch-interval", "1s", "--dns-listen", "127.0.0.1:"+dnsPort)
 	addHost(t, dataDir)
 	shots := artifacts(t)
 	// The test driver keeps no data, so any local file serves as the image.
@@ -247,6 +249,19 @@ func TestBrowserJourney(t *testing.T) {
 	if cmd := text(`[data-testid=vm-ssh-command]`); !strings.Contains(cmd, "ssh debian@192.0.2.10") {
 		t.Errorf("ssh command shown as %q", cmd)
 	}
+	// The VM's name resolves through the product's DNS server.
+	if dig, err := exec.LookPath("dig"); err == nil || os.Getenv("CI") != "" {
+		var out []byte
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			out, _ = exec.Command(dig, "@127.0.0.1", "-p", dnsPort, "+short", "web-1.acme-web-shop.cloud.internal", "A").Output()
+			if strings.TrimSpace(string(out)) == "192.0.2.10" {
+				break
+			}
+		}
+		if got := strings.TrimSpace(string(out)); got != "192.0.2.10" {
+			t.Errorf("dig web-1.acme-web-shop.cloud.internal = %q, want 192.0.2.10", got)
+		}
+	}
 
 	run("dashboard after order",
 		chromedp.Navigate(in.URL+"/dashboard"),
@@ -307,4 +322,16 @@ func addHost(t *testing.T, dataDir string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// freeUDPPort returns a UDP port number that is free on 127.0.0.1 now.
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, port, _ := net.SplitHostPort(c.LocalAddr().String())
+	return port
 }

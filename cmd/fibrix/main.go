@@ -201,6 +201,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	roles := fs.String("roles", env("FIBRIX_ROLES", "portal,provisioner"), "what this process runs: portal, provisioner, or both (comma-separated)")
 	var prov provisionerFlags
 	prov.register(fs)
+	var dnsf dnsFlags
+	dnsf.register(fs)
 	bootstrap := fs.String("bootstrap-email", env("FIBRIX_BOOTSTRAP_EMAIL", "admin@fibrix.local"), "email of the staff account created on first start")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -249,6 +251,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if run["provisioner"] {
 		if err := startProvisioner(gctx, g, st, prov, c.dataDir, *zone, log); err != nil {
+			stop()
+			_ = g.Wait()
+			return err
+		}
+		if err := startNameserver(gctx, g, st, dnsf, *zone, log); err != nil {
 			stop()
 			_ = g.Wait()
 			return err

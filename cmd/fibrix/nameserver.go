@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fibrixcloud/fibrix/provisioner/nameserver"
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// dnsFlags are the settings of the authoritative name server.
+type dnsFlags struct {
+	listen      string
+	ns          string
+	wan         string
+	lan         string
+	secondaries string
+	notify      string
+	recursion   bool
+	upstreams   string
+}
+
+func (d *dnsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.listen, "dns-listen", env("FIBRIX_DNS_LISTEN", "127.0.0.1:5353"), "address of the authoritative DNS server, UDP and TCP (empty: off)")
+	fs.StringVar(&d.ns, "dns-ns", env("FIBRIX_DNS_NS", ""), "name servers of the zone, comma-separated (default: ns1.<zone>)")
+	fs.StringVar(&d.wan, "dns-wan-address", env("FIBRIX_DNS_WAN_ADDRESS", ""), "the public address answered to WAN clients for VM names")
+	fs.StringVar(&d.lan, "dns-lan-networks", env("FIBRIX_DNS_LAN_NETWORKS", "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"), "source networks that get private answers, comma-separated")
+	fs.StringVar(&d.secondaries, "dns-secondaries", env("FIBRIX_DNS_SECONDARIES", ""), "networks allowed to transfer the zone (AXFR), comma-separated")
+	fs.StringVar(&d.notify, "dns-notify", env("FIBRIX_DNS_NOTIFY", ""), "secondaries told about new serials, host:port comma-separated")
+	fs.BoolVar(&d.recursion, "dns-recursion", envBool("FIBRIX_DNS_RECURSION", false), "answer other names for LAN clients through --dns-upstreams")
+	fs.StringVar(&d.upstreams, "dns-upstreams", env("FIBRIX_DNS_UPSTREAMS", ""), "resolvers for LAN recursion, host:port comma-separated")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func prefixes(flagName, s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range splitList(s) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a network like 10.0.0.0/8", flagName, f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// startNameserver serves the region zone from the database in g.
+func startNameserver(ctx context.Context, g *errgroup.Group, st *store.Store, d dnsFlags, zone string, log *slog.Logger) error {
+	if d.listen == "" {
+		return nil
+	}
+	fqdn := strings.TrimSuffix(zone, ".") + "."
+	cfg := nameserver.Config{Zone: fqdn, NS: splitList(d.ns), Notify: splitList(d.notify), Recursion: d.recursion, Upstreams: splitList(d.upstreams)}
+	if len(cfg.NS) == 0 {
+		cfg.NS = []string{"ns1." + fqdn}
+	}
+	if d.wan != "" {
+		a, err := netip.ParseAddr(d.wan)
+		if err != nil {
+			return fmt.Errorf("--dns-wan-address: %q is not an IP address", d.wan)
+		}
+		cfg.WANAddress = a
+	}
+	var err error
+	if cfg.LANNetworks, err = prefixes("dns-lan-networks", d.lan); err != nil {
+		return err
+	}
+	if cfg.SecondaryACL, err = prefixes("dns-secondaries", d.secondaries); err != nil {
+		return err
+	}
+	srv, err := nameserver.New(cfg, nameserver.StoreSource(st), log.With("component", "dns"))
+	if err != nil {
+		return err
+	}
+	pc, ln, err := nameserver.Listen(d.listen)
+	if err != nil {
+		return fmt.Errorf("dns: listen on %s: %w", d.listen, err)
+	}
+	g.Go(func() error { return srv.Serve(ctx, pc, ln) })
+	log.Info("dns serving", "listen", d.listen, "zone", fqdn)
+	return nil
+}
