@@ -180,6 +180,20 @@ func openAPIDocument(version string) oaObj {
 		"kernel_url": oaString(), "kernel_checksum": oaString(), "initrd_url": oaString(), "initrd_checksum": oaString()}
 	bootFields := []string{"kernel_url", "kernel_checksum", "initrd_url", "initrd_checksum"}
 
+	machineStates := []string{"new", "commissioning", "ready", "deploying", "deployed", "releasing", "failed_commissioning", "failed_deployment", "broken", "rescue"}
+	machine := oaObj{
+		"id": oaString(), "name": oaString(), "state": oaEnum(machineStates...), "state_changed_at": oaTime(), "last_error": oaString(),
+		"macs": oaArray(oaString()),
+		"power": oaObject(oaObj{"type": oaEnum("ipmi", "wol", "virsh", "manual"), "params": oaObj{"type": "object", "additionalProperties": oaString(),
+			"description": "driver parameters; never the password"}, "has_password": oaBool(), "state": oaString()}),
+		"cpu_model": oaString(), "cores": oaInt(), "memory_mib": oaInt(),
+		"actions":    oaObj{"type": "array", "items": oaString(), "description": "actions allowed in the current state"},
+		"created_at": oaTime(),
+	}
+	machinePowerIn := oaObj{"type": "object", "required": []string{"type"}, "additionalProperties": oaString(),
+		"description": "{type: ipmi|wol|virsh|manual, password?, …driver parameters (ipmi: address, port, user, interface, cipher_suite; wol: mac, broadcast; virsh: domain, uri)}; the password is stored encrypted and never returned",
+		"properties":  oaObj{"type": oaEnum("ipmi", "wol", "virsh", "manual"), "password": oaObj{"type": "string", "writeOnly": true}}}
+
 	schemas := oaObj{
 		"Error": oaObject(oaObj{"error": oaObject(oaObj{
 			"code": oaString(), "message": oaString(), "field": oaString(), "request_id": oaString(),
@@ -243,6 +257,18 @@ func openAPIDocument(version string) oaObj {
 			"cpu_ratio", "memory_ratio", "disk_ratio", "reserved_cores", "reserved_memory_mib", "reserved_disk_gib", "maintenance", "enabled"),
 		"Subnet":       oaObject(oaMerge(subnet, oaObj{"id": oaString(), "size": oaInt(), "used": oaInt(), "free": oaInt(), "created_at": oaTime()})),
 		"SubnetCreate": oaObject(subnet, "gateway", "dns_servers"),
+		"Machine":      oaObject(machine),
+		"MachineDetail": oaObject(oaMerge(machine, oaObj{"deploy_image_id": oaString(), "deploy_disk": oaString(),
+			"inventory": oaObj{"type": "object", "nullable": true, "description": "what commissioning reported: cpu, memory_mib, disks, nics, bmc; null until commissioned"},
+			"events":    oaArray(oaObject(oaObj{"at": oaTime(), "kind": oaEnum("enlisted", "transition", "power_requested", "disk_erased"), "from": oaString(), "to": oaString(), "message": oaString()}))})),
+		"MachineCreate": oaObject(oaObj{"name": oaString(), "macs": oaArray(oaObj{"type": "string", "description": "MAC address; the first is the boot MAC"}), "power": machinePowerIn}, "power"),
+		"MachineUpdate": oaObject(oaObj{"name": oaString(), "macs": oaArray(oaString()), "power": machinePowerIn}, "name", "macs", "power"),
+		"MachineAction": oaObject(oaObj{"type": oaEnum("commission", "deploy", "release", "mark_broken", "mark_fixed", "rescue", "exit_rescue", "power_on", "power_off", "power_cycle"),
+			"reason": oaObj{"type": "string", "description": "why; required for mark_broken"}, "image": oaObj{"type": "string", "description": "deploy: image id or name"},
+			"disk": oaObj{"type": "string", "description": "deploy: target disk, e.g. sda"}}, "reason", "image", "disk"),
+		"Discovered": oaObject(oaObj{"mac": oaString(), "subnet_id": oaString(), "vendor_class": oaString(), "arch": oaObj{"type": "integer", "description": "DHCP option 93 client architecture; -1 unknown"},
+			"user_class": oaString(), "first_seen": oaTime(), "last_seen": oaTime()}),
+		"EnlistDiscovered": oaObject(oaObj{"name": oaString()}),
 	}
 
 	audit := []oaObj{
@@ -330,6 +356,22 @@ func openAPIDocument(version string) oaObj {
 			"post": {summary: "Add a subnet VMs take addresses from", tag: "admin", body: "SubnetCreate", status: 201, response: oaRef("Subnet"), errors: []int{403, 404, 409}},
 		},
 		"/admin/subnets/{id}": {"delete": {summary: "Remove a subnet no VM holds an address in", tag: "admin", status: 204, errors: []int{403, 404, 409}}},
+		"/admin/machines": {
+			"get": {summary: "Bare-metal machines", tag: "admin", status: 200, response: oaList("Machine"), errors: []int{400, 404},
+				params: oaPaging(oaQuery("state", "One lifecycle state.", oaEnum(machineStates...)))},
+			"post": {summary: "Enlist a machine by hand", tag: "admin", body: "MachineCreate", status: 201, response: oaRef("MachineDetail"), errors: []int{403, 404, 409}},
+		},
+		"/admin/machines/{id}": {
+			"get":    {summary: "One machine by id or name, with inventory and timeline", tag: "admin", status: 200, response: oaRef("MachineDetail"), errors: []int{404}},
+			"patch":  {summary: "Change a machine's name, MACs or power settings", tag: "admin", body: "MachineUpdate", status: 200, response: oaRef("MachineDetail"), errors: []int{403, 404, 409}},
+			"delete": {summary: "Forget a machine that is not deploying or deployed", tag: "admin", status: 204, errors: []int{403, 404, 409}},
+		},
+		"/admin/machines/{id}/actions": {"post": {summary: "Move a machine through its lifecycle or queue a power command", tag: "admin", body: "MachineAction",
+			status: 202, response: oaRef("MachineDetail"), errors: []int{403, 404, 409}}},
+		"/admin/discovered": {"get": {summary: "MACs that PXE-booted without being enlisted", tag: "admin", status: 200, response: oaList("Discovered"),
+			params: oaPaging(), errors: []int{400, 404}}},
+		"/admin/discovered/{id}/enlist": {"post": {summary: "Enlist a discovered MAC (the id) as a machine with manual power", tag: "admin", body: "EnlistDiscovered",
+			status: 201, response: oaRef("MachineDetail"), errors: []int{403, 404, 409}}},
 		"/admin/audit": {"get": {summary: "The whole audit log, newest first", tag: "admin", status: 200, response: oaList("AuditEntry"), errors: []int{400, 404},
 			params: oaPaging(append([]oaObj{oaQuery("tenant", "Tenant id.", oaString()), oaQuery("actor", "Part of the actor's email.", oaString())}, audit...)...)}},
 	}

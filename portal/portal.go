@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/fibrixcloud/fibrix/provisioner/secret"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -78,6 +79,10 @@ type Server struct {
 	limiter   *limiter
 	metrics   *metrics
 	app       *fiber.App
+	// secrets seals BMC passwords before they reach the store. Its key is
+	// kept in the database beside the data it protects: a stolen backup
+	// holds both. A key file outside the database would fix that.
+	secrets *secret.Box
 }
 
 // New builds the portal on top of a migrated store.
@@ -101,7 +106,11 @@ func New(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*S
 	if err != nil {
 		return nil, fmt.Errorf("prepare password check: %w", err)
 	}
-	s := &Server{cfg: cfg, store: st, log: log, jwtKey: rawKey, dummyHash: dummy, limiter: newLimiter(), metrics: newMetrics()}
+	box, err := bmcSecretBox(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, log: log, jwtKey: rawKey, dummyHash: dummy, limiter: newLimiter(), metrics: newMetrics(), secrets: box}
 	s.app = s.routes()
 	return s, nil
 }
@@ -122,4 +131,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	}
+}
+
+// bmcSecretBox loads (creating on first use) the key BMC passwords are
+// sealed with, shared by every process on the database.
+func bmcSecretBox(ctx context.Context, st *store.Store) (*secret.Box, error) {
+	enc, err := st.Secret(ctx, "bmc_encryption_key", func() string {
+		b := make([]byte, secret.KeySize)
+		_, _ = rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load bmc encryption key: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, errors.New("bmc encryption key in the database is damaged")
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		return nil, fmt.Errorf("bmc encryption key: %w", err)
+	}
+	return box, nil
 }

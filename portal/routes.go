@@ -102,6 +102,13 @@ func (s *Server) routes() *fiber.App {
 	app.Get("/admin/subnets", staffOnly, s.webAdminSubnetList)
 	app.Post("/admin/subnets", staffOnly, staffAdmin, s.webAdminSubnetCreate)
 	app.Post("/admin/subnets/:id/delete", staffOnly, staffAdmin, s.webAdminSubnetDelete)
+	app.Get("/admin/machines", staffOnly, s.webAdminMachineList)
+	app.Post("/admin/machines", staffOnly, staffAdmin, s.webAdminMachineCreate)
+	app.Post("/admin/discovered/:id/enlist", staffOnly, staffAdmin, s.webAdminMachineEnlistDiscovered)
+	app.Get("/admin/machines/:id", staffOnly, s.webAdminMachine)
+	app.Post("/admin/machines/:id", staffOnly, staffAdmin, s.webAdminMachineUpdate)
+	app.Post("/admin/machines/:id/actions", staffOnly, staffOperate, s.webAdminMachineAction)
+	app.Post("/admin/machines/:id/delete", staffOnly, staffAdmin, s.webAdminMachineDelete)
 	app.Get("/admin/audit", staffOnly, s.webAdminAudit)
 
 	// JSON API: bearer tokens only (a session JWT from /auth/login or an
@@ -150,7 +157,19 @@ func (s *Server) routes() *fiber.App {
 	app.Get(api+"/admin/subnets", staffOnly, s.apiAdminSubnetList)
 	app.Post(api+"/admin/subnets", staffOnly, staffAdmin, s.apiAdminSubnetCreate)
 	app.Delete(api+"/admin/subnets/:id", staffOnly, staffAdmin, s.apiAdminSubnetDelete)
+	app.Get(api+"/admin/machines", staffOnly, s.apiAdminMachineList)
+	app.Post(api+"/admin/machines", staffOnly, staffAdmin, s.apiAdminMachineCreate)
+	app.Get(api+"/admin/machines/:id", staffOnly, s.apiAdminMachineGet)
+	app.Patch(api+"/admin/machines/:id", staffOnly, staffAdmin, s.apiAdminMachineUpdate)
+	app.Delete(api+"/admin/machines/:id", staffOnly, staffAdmin, s.apiAdminMachineDelete)
+	app.Post(api+"/admin/machines/:id/actions", staffOnly, staffOperate, s.apiAdminMachineAction)
+	app.Get(api+"/admin/discovered", staffOnly, s.apiAdminMachineDiscovered)
+	app.Post(api+"/admin/discovered/:id/enlist", staffOnly, staffAdmin, s.apiAdminMachineEnlistDiscovered)
 	app.Get(api+"/admin/audit", staffOnly, s.apiAdminAudit)
+
+	// The boot environment's agent has no account: the one-time token in
+	// its report authenticates it.
+	app.Post("/api/agent/v1/report", s.apiAgentReport)
 
 	app.Use(func(c *fiber.Ctx) error { return errNotFound("page") })
 	return app

@@ -43,11 +43,3 @@ func (s *Server) createToken(c *fiber.Ctx, name, scope string) (string, error) {
 	_, raw, err := s.store.CreateAPIToken(c.UserContext(), s.actor(c), id.User.ID, name, scope)
 	return raw, err
 }
-
-// firstError is the message of a form that shows one error at a time.
-func firstError(errs views.FormErrors) string {
-	for _, msg := range errs {
-		return msg
-	}
-	return ""
-}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,10 +94,10 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.dataDir, "data-dir", env("FIBRIX_DATA_DIR", "./var"), "directory for the embedded database and other state")
-	fs.StringVar(&c.databaseURL, "database-url", env("FIBRIX_DATABASE_URL", ""), "PostgreSQL URL (postgres://…) or SQLite path (sqlite:PATH); default: SQLite in the data dir")
-	fs.StringVar(&c.logLevel, "log-level", env("FIBRIX_LOG_LEVEL", "info"), "debug, info, warn or error")
-	fs.StringVar(&c.logFormat, "log-format", env("FIBRIX_LOG_FORMAT", "text"), "text or json")
+	fs.StringVar(&c.dataDir, "data-dir", "./var", "directory for the embedded database and other state")
+	fs.StringVar(&c.databaseURL, "database-url", "", "PostgreSQL URL (postgres://…) or SQLite path (sqlite:PATH); default: SQLite in the data dir")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 }
 
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
@@ -155,34 +154,20 @@ func env(key, def string) string {
 	return def
 }
 
-func envBool(key string, def bool) bool {
-	if v, ok := os.LookupEnv(key); ok {
-		b, err := strconv.ParseBool(v)
-		if err == nil {
-			return b
+// applyEnv sets every flag of fs that has an environment variable
+// FIBRIX_<FLAG> (dashes as underscores) from it; the command line, parsed
+// afterwards, wins. A value that does not parse is an error, not ignored.
+func applyEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "FIBRIX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok && err == nil {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", key, v, serr)
+			}
 		}
-	}
-	return def
-}
-
-func envInt(key string, def int) int {
-	if v, ok := os.LookupEnv(key); ok {
-		n, err := strconv.Atoi(v)
-		if err == nil {
-			return n
-		}
-	}
-	return def
-}
-
-func envDuration(key string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(key); ok {
-		d, err := time.ParseDuration(v)
-		if err == nil {
-			return d
-		}
-	}
-	return def
+	})
+	return err
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
@@ -190,20 +175,23 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var c common
 	c.register(fs)
-	listen := fs.String("listen", env("FIBRIX_LISTEN", "127.0.0.1:8080"), "address of the portal (HTTP)")
-	publicURL := fs.String("public-url", env("FIBRIX_PUBLIC_URL", ""), "URL customers use to reach the portal (default: http://<listen>)")
-	migrate := fs.Bool("migrate", envBool("FIBRIX_MIGRATE", false), "apply pending database migrations before starting")
-	secure := fs.Bool("secure-cookies", envBool("FIBRIX_SECURE_COOKIES", false), "mark cookies Secure (set when served over HTTPS)")
-	trustProxy := fs.Bool("trust-proxy", envBool("FIBRIX_TRUST_PROXY", false), "take client addresses from X-Forwarded-For (only behind your own proxy)")
-	sessionTTL := fs.Duration("session-ttl", envDuration("FIBRIX_SESSION_TTL", 12*time.Hour), "how long a sign-in lasts")
-	zone := fs.String("zone", env("FIBRIX_ZONE", "cloud.internal"), "DNS zone of VM names: <vm>.<tenant>.<zone>")
-	placement := fs.String("placement", env("FIBRIX_PLACEMENT", "spread"), "where new VMs go: spread (emptiest host first) or pack (fullest host that fits)")
-	roles := fs.String("roles", env("FIBRIX_ROLES", "portal,provisioner"), "what this process runs: portal, provisioner, or both (comma-separated)")
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the portal (HTTP)")
+	publicURL := fs.String("public-url", "", "URL customers use to reach the portal (default: http://<listen>)")
+	migrate := fs.Bool("migrate", false, "apply pending database migrations before starting")
+	secure := fs.Bool("secure-cookies", false, "mark cookies Secure (set when served over HTTPS)")
+	trustProxy := fs.Bool("trust-proxy", false, "take client addresses from X-Forwarded-For (only behind your own proxy)")
+	sessionTTL := fs.Duration("session-ttl", 12*time.Hour, "how long a sign-in lasts")
+	zone := fs.String("zone", "cloud.internal", "DNS zone of VM names: <vm>.<tenant>.<zone>")
+	placement := fs.String("placement", "spread", "where new VMs go: spread (emptiest host first) or pack (fullest host that fits)")
+	roles := fs.String("roles", "portal,provisioner", "what this process runs: portal, provisioner, or both (comma-separated)")
 	var prov provisionerFlags
 	prov.register(fs)
 	var dnsf dnsFlags
 	dnsf.register(fs)
-	bootstrap := fs.String("bootstrap-email", env("FIBRIX_BOOTSTRAP_EMAIL", "admin@fibrix.local"), "email of the staff account created on first start")
+	bootstrap := fs.String("bootstrap-email", "admin@fibrix.local", "email of the staff account created on first start")
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -364,6 +352,9 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var c common
 	c.register(fs)
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -409,6 +400,9 @@ func checkPasswordFlag(pw string) error {
 func cmdCreateStaff(args []string, stdout, stderr io.Writer) error {
 	fs, c, email, password := adminFlags("admin create-staff", stderr)
 	role := fs.String("role", "admin", "admin, operator or auditor")
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -435,6 +429,9 @@ func cmdCreateStaff(args []string, stdout, stderr io.Writer) error {
 
 func cmdSetPassword(args []string, stdout, stderr io.Writer) error {
 	fs, c, email, password := adminFlags("admin set-password", stderr)
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -231,4 +232,27 @@ func ExampleRun() {
 	_ = run([]string{"version"}, os.Stdout, io.Discard)
 	fmt.Println()
 	// Output: fibrix dev
+}
+
+func TestApplyEnv(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8080", "")
+	workers := fs.Int("workers", 4, "")
+	t.Setenv("FIBRIX_LISTEN", "0.0.0.0:9000")
+	t.Setenv("FIBRIX_WORKERS", "8")
+	if err := applyEnv(fs); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--workers", "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if *listen != "0.0.0.0:9000" || *workers != 2 {
+		t.Errorf("listen %q workers %d: want the environment's address and the flag's worker count", *listen, *workers)
+	}
+	t.Setenv("FIBRIX_WORKERS", "many")
+	bad := flag.NewFlagSet("t", flag.ContinueOnError)
+	bad.Int("workers", 4, "")
+	if err := applyEnv(bad); err == nil || !strings.Contains(err.Error(), "FIBRIX_WORKERS") {
+		t.Errorf("bad FIBRIX_WORKERS: %v", err)
+	}
 }

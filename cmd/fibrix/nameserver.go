@@ -27,14 +27,14 @@ type dnsFlags struct {
 }
 
 func (d *dnsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.listen, "dns-listen", env("FIBRIX_DNS_LISTEN", "127.0.0.1:5353"), "address of the authoritative DNS server, UDP and TCP (empty: off)")
-	fs.StringVar(&d.ns, "dns-ns", env("FIBRIX_DNS_NS", ""), "name servers of the zone, comma-separated (default: ns1.<zone>)")
-	fs.StringVar(&d.wan, "dns-wan-address", env("FIBRIX_DNS_WAN_ADDRESS", ""), "the public address answered to WAN clients for VM names")
-	fs.StringVar(&d.lan, "dns-lan-networks", env("FIBRIX_DNS_LAN_NETWORKS", "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"), "source networks that get private answers, comma-separated")
-	fs.StringVar(&d.secondaries, "dns-secondaries", env("FIBRIX_DNS_SECONDARIES", ""), "networks allowed to transfer the zone (AXFR), comma-separated")
-	fs.StringVar(&d.notify, "dns-notify", env("FIBRIX_DNS_NOTIFY", ""), "secondaries told about new serials, host:port comma-separated")
-	fs.BoolVar(&d.recursion, "dns-recursion", envBool("FIBRIX_DNS_RECURSION", false), "answer other names for LAN clients through --dns-upstreams")
-	fs.StringVar(&d.upstreams, "dns-upstreams", env("FIBRIX_DNS_UPSTREAMS", ""), "resolvers for LAN recursion, host:port comma-separated")
+	fs.StringVar(&d.listen, "dns-listen", "127.0.0.1:5353", "address of the authoritative DNS server, UDP and TCP (empty: off)")
+	fs.StringVar(&d.ns, "dns-ns", "", "name servers of the zone, comma-separated (default: ns1.<zone>)")
+	fs.StringVar(&d.wan, "dns-wan-address", "", "the public address answered to WAN clients for VM names")
+	fs.StringVar(&d.lan, "dns-lan-networks", "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16", "source networks that get private answers, comma-separated")
+	fs.StringVar(&d.secondaries, "dns-secondaries", "", "networks allowed to transfer the zone (AXFR), comma-separated")
+	fs.StringVar(&d.notify, "dns-notify", "", "secondaries told about new serials, host:port comma-separated")
+	fs.BoolVar(&d.recursion, "dns-recursion", false, "answer other names for LAN clients through --dns-upstreams")
+	fs.StringVar(&d.upstreams, "dns-upstreams", "", "resolvers for LAN recursion, host:port comma-separated")
 }
 
 func splitList(s string) []string {

@@ -40,16 +40,16 @@ type provisionerFlags struct {
 }
 
 func (p *provisionerFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&p.metadataListen, "metadata-listen", env("FIBRIX_METADATA_LISTEN", "127.0.0.1:8775"), "address of the cloud-init metadata service; guests must reach it (e.g. the VM bridge's address)")
-	fs.StringVar(&p.metadataURL, "metadata-url", env("FIBRIX_METADATA_URL", ""), "URL guests use for the metadata service (default: http://<metadata-listen>)")
-	fs.IntVar(&p.workers, "workers", envInt("FIBRIX_WORKERS", 4), "provisioner workers in this process")
-	fs.StringVar(&p.domainType, "domain-type", env("FIBRIX_DOMAIN_TYPE", "qemu"), "libvirt domain type: kvm (hardware virtualisation) or qemu (software emulation)")
-	fs.StringVar(&p.sshKey, "ssh-key", env("FIBRIX_SSH_KEY", ""), "private key for qemu+ssh:// hosts (default: <data-dir>/ssh/id_ed25519, created on first start)")
-	fs.DurationVar(&p.discovery, "discovery-interval", envDuration("FIBRIX_DISCOVERY_INTERVAL", time.Minute), "how often VM hosts are re-inventoried")
-	fs.DurationVar(&p.watch, "watch-interval", envDuration("FIBRIX_WATCH_INTERVAL", 30*time.Second), "how often a running VM is compared with its domain")
-	fs.DurationVar(&p.shutdown, "shutdown-timeout", envDuration("FIBRIX_SHUTDOWN_TIMEOUT", time.Minute), "how long a guest may take to power off before it is forced")
-	fs.StringVar(&p.consoleLogDir, "console-log-dir", env("FIBRIX_CONSOLE_LOG_DIR", "/var/log/libvirt/qemu"), "directory on the VM hosts for each VM's serial console log (empty: none)")
-	fs.BoolVar(&p.anySource, "metadata-any-source", envBool("FIBRIX_METADATA_ANY_SOURCE", false), "serve metadata to any source address (only when guests reach it through NAT)")
+	fs.StringVar(&p.metadataListen, "metadata-listen", "127.0.0.1:8775", "address of the cloud-init metadata service; guests must reach it (e.g. the VM bridge's address)")
+	fs.StringVar(&p.metadataURL, "metadata-url", "", "URL guests use for the metadata service (default: http://<metadata-listen>)")
+	fs.IntVar(&p.workers, "workers", 4, "provisioner workers in this process")
+	fs.StringVar(&p.domainType, "domain-type", "qemu", "libvirt domain type: kvm (hardware virtualisation) or qemu (software emulation)")
+	fs.StringVar(&p.sshKey, "ssh-key", "", "private key for qemu+ssh:// hosts (default: <data-dir>/ssh/id_ed25519, created on first start)")
+	fs.DurationVar(&p.discovery, "discovery-interval", time.Minute, "how often VM hosts are re-inventoried")
+	fs.DurationVar(&p.watch, "watch-interval", 30*time.Second, "how often a running VM is compared with its domain")
+	fs.DurationVar(&p.shutdown, "shutdown-timeout", time.Minute, "how long a guest may take to power off before it is forced")
+	fs.StringVar(&p.consoleLogDir, "console-log-dir", "/var/log/libvirt/qemu", "directory on the VM hosts for each VM's serial console log (empty: none)")
+	fs.BoolVar(&p.anySource, "metadata-any-source", false, "serve metadata to any source address (only when guests reach it through NAT)")
 }
 
 // startProvisioner runs the work engine, host discovery and the metadata
