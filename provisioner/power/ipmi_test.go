@@ -252,7 +252,9 @@ func TestIPMIDeadBMC(t *testing.T) {
 			if err.Error() != want {
 				t.Errorf("error = %q; want %q", err, want)
 			}
-			if took > tc.want+time.Second || tc.waits && took < tc.want-200*time.Millisecond {
+			// Never much sooner than the deadline when the BMC is silent; later
+			// only by scheduling delays on a loaded machine.
+			if took > tc.want+10*time.Second || tc.waits && took < tc.want-200*time.Millisecond {
 				t.Errorf("took %v; want about the %v timeout", took, tc.want)
 			}
 			t.Logf("gave up after %v", took.Round(time.Millisecond))
@@ -266,7 +268,7 @@ func TestIPMIReopensSession(t *testing.T) {
 	s := startSim(t, "bmc-restart", false)
 	for _, iface := range []string{"lanplus", "lan"} {
 		d := newDriver(t, s.params(iface), simPassword)
-		if _, err := d.PowerState(ctxT(t, 10*time.Second)); err != nil {
+		if _, err := d.PowerState(ctxT(t, 45*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		old := d.c
@@ -282,7 +284,7 @@ func TestIPMIReopensSession(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		start := time.Now()
-		if err := d.PowerOn(ctxT(t, 10*time.Second)); err != nil {
+		if err := d.PowerOn(ctxT(t, 45*time.Second)); err != nil {
 			t.Fatalf("%s: PowerOn after a BMC restart: %v", iface, err)
 		}
 		if d.c == old {
@@ -290,7 +292,7 @@ func TestIPMIReopensSession(t *testing.T) {
 		}
 		t.Logf("%s: command after BMC restart took %v (stale session given up, new one opened)", iface, time.Since(start).Round(time.Millisecond))
 		wantPower(t, d, s, On)
-		if err := d.PowerOff(ctxT(t, 10*time.Second)); err != nil {
+		if err := d.PowerOff(ctxT(t, 45*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}

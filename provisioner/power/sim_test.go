@@ -184,8 +184,11 @@ func (s *sim) kill(t *testing.T) {
 	}
 }
 
+// params are the driver settings for this BMC. The per-command deadline is
+// generous: ipmi_sim answers in milliseconds, but a loaded 2-core machine can
+// stall it for seconds, and these tests are about behaviour, not speed.
 func (s *sim) params(iface string) map[string]string {
-	return map[string]string{"address": "127.0.0.1", "port": strconv.Itoa(s.port), "username": simUser, "interface": iface}
+	return map[string]string{"address": "127.0.0.1", "port": strconv.Itoa(s.port), "username": simUser, "interface": iface, "timeout": "20s"}
 }
 
 // ipmitool runs ipmitool over lanplus against this BMC.
