@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/fibrixcloud/fibrix/provisioner/guestimage"
 	"github.com/fibrixcloud/fibrix/provisioner/hypervisor"
 	"github.com/fibrixcloud/fibrix/provisioner/libvirttest"
+	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
 // The guest network of the end-to-end test: a bridge on this machine with no
@@ -166,7 +170,10 @@ func TestEndToEndBoot(t *testing.T) {
 	pool, poolDir := e2eNetwork(t)
 	kind := domainType(t, img.Kernel, poolDir)
 	bin := buildBinary(t)
-	in := serve(t, bin, t.TempDir(), "--metadata-listen", e2eGateway+":0", "--domain-type", kind,
+	dataDir := t.TempDir()
+	gwPort := freeTCPPort(t)
+	in := serve(t, bin, dataDir, "--metadata-listen", e2eGateway+":0", "--domain-type", kind,
+		"--ssh-gateway-listen", "127.0.0.1:"+gwPort,
 		"--watch-interval", "2s")
 
 	staff := api{t: t, base: in.URL}
@@ -268,6 +275,40 @@ func TestEndToEndBoot(t *testing.T) {
 		t.Errorf("hostname in the VM = %q, want e2e-web", got)
 	}
 	ready := time.Since(start)
+
+	// The same login through the SSH gateway, by name, with ProxyJump: the
+	// gateway authenticates the customer's key for the tenant and relays to
+	// the VM's port 22; the VM session stays end-to-end encrypted.
+	gwKey := gatewayHostKey(t, dataDir)
+	sshConfig := filepath.Join(keyDir, "ssh_config")
+	cfg := fmt.Sprintf(`Host gw
+  HostName 127.0.0.1
+  Port %s
+  User e2e-shop
+Host * !gw
+  HostKeyAlias e2e-vm
+Host *
+  IdentityFile %s
+  IdentitiesOnly yes
+  BatchMode yes
+  StrictHostKeyChecking yes
+  UserKnownHostsFile %s
+`, gwPort, key, knownHosts)
+	if err := os.WriteFile(sshConfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kh.Reset()
+	fmt.Fprintf(&kh, "[127.0.0.1]:%s %s\n", gwPort, gwKey)
+	for _, hk := range hostKeys {
+		fmt.Fprintf(&kh, "e2e-vm %s\n", hk)
+	}
+	if err := os.WriteFile(knownHosts, []byte(kh.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command("ssh", "-F", sshConfig, "-J", "gw", "debian@e2e-web.e2e-shop.cloud.internal", "hostname").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "e2e-web" {
+		t.Errorf("ssh through the gateway: %v\n%s", err, out)
+	}
 	t.Logf("order → running: %s; order → SSH login with the customer's key: %s", running.Round(time.Second), ready.Round(time.Second))
 	if dir := os.Getenv("FIBRIX_ARTIFACTS"); dir != "" {
 		_ = os.WriteFile(filepath.Join(dir, "e2e-timing.txt"), fmt.Appendf(nil, "order_to_running=%s order_to_ssh=%s\n", running, ready), 0o644)
@@ -310,4 +351,36 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// gatewayHostKey reads the SSH gateway's public host key from the
+// instance's database, as the portal shows its fingerprint to customers.
+func gatewayHostKey(t *testing.T, dataDir string) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dataDir, "fibrix.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pemKey, err := st.Secret(context.Background(), "ssh_gateway_host_key", func() string { return "" })
+	if err != nil || pemKey == "" {
+		t.Fatalf("gateway host key: %v", err)
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(pemKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+}
+
+// freeTCPPort returns a TCP port number that is free on 127.0.0.1 now.
+func freeTCPPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
 }

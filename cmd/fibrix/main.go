@@ -188,6 +188,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	prov.register(fs)
 	var dnsf dnsFlags
 	dnsf.register(fs)
+	gatewayListen := fs.String("ssh-gateway-listen", "127.0.0.1:2222", "address of the SSH gateway customers jump through to their VMs (empty: off)")
 	bootstrap := fs.String("bootstrap-email", "admin@fibrix.local", "email of the staff account created on first start")
 	if err := applyEnv(fs); err != nil {
 		return err
@@ -244,6 +245,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if err := startNameserver(gctx, g, st, dnsf, *zone, log); err != nil {
+			stop()
+			_ = g.Wait()
+			return err
+		}
+		if err := startGateway(gctx, g, st, *gatewayListen, *zone, log); err != nil {
 			stop()
 			_ = g.Wait()
 			return err

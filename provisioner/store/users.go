@@ -433,7 +433,10 @@ func (s *Store) Secret(ctx context.Context, key string, gen func() string) (stri
 }
 
 // Setting names shared between processes.
-const SettingProvisionerSSHKey = "provisioner_ssh_public_key"
+const (
+	SettingProvisionerSSHKey  = "provisioner_ssh_public_key"
+	SettingGatewayFingerprint = "ssh_gateway_fingerprint"
+)
 
 // SetSetting stores a non-secret value, such as the public key the
 // provisioner uses for qemu+ssh hosts, for every process to read.
