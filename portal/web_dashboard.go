@@ -49,8 +49,7 @@ func quotaRows(limits, used store.Quota) []views.QuotaRow {
 		{Key: "memory", Label: "Memory", Used: used.MemoryMiB, Limit: limits.MemoryMiB, Unit: "MiB"},
 		{Key: "disk", Label: "Disk", Used: used.DiskGiB, Limit: limits.DiskGiB, Unit: "GiB"},
 		{Key: "ssh_keys", Label: "SSH keys", Used: used.SSHKeys, Limit: limits.SSHKeys},
-		// Port forwards are not offered yet, so none are in use.
-		{Key: "port_forwards", Label: "Port forwards", Used: 0, Limit: limits.PortForwards},
+		{Key: "port_forwards", Label: "Port forwards", Used: used.PortForwards, Limit: limits.PortForwards},
 	}
 }
 

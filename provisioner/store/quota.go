@@ -89,6 +89,9 @@ func usage(tx *gorm.DB, tenantID string) (Quota, error) {
 	if err := tx.Model(&SSHKey{}).Where("tenant_id = ?", tenantID).Count(&u.SSHKeys).Error; err != nil {
 		return Quota{}, fmt.Errorf("count ssh keys: %w", err)
 	}
+	if err := countPortForwards(tx, tenantID, &u.PortForwards); err != nil {
+		return Quota{}, err
+	}
 	return u, nil
 }
 
