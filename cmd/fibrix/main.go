@@ -188,6 +188,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	prov.register(fs)
 	var dnsf dnsFlags
 	dnsf.register(fs)
+	var fwd forwardFlags
+	fwd.register(fs)
 	gatewayListen := fs.String("ssh-gateway-listen", "127.0.0.1:2222", "address of the SSH gateway customers jump through to their VMs (empty: off)")
 	bootstrap := fs.String("bootstrap-email", "admin@fibrix.local", "email of the staff account created on first start")
 	if err := applyEnv(fs); err != nil {
@@ -250,6 +252,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if err := startGateway(gctx, g, st, *gatewayListen, *zone, log); err != nil {
+			stop()
+			_ = g.Wait()
+			return err
+		}
+		if err := startForwarder(gctx, g, st, fwd, *zone, log); err != nil {
 			stop()
 			_ = g.Wait()
 			return err

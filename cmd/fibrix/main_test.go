@@ -44,7 +44,7 @@ var firstStart = regexp.MustCompile(`(?s)running at (http://\S+).*?email:\s+(\S+
 // and returns once it prints how to sign in.
 func serve(t *testing.T, bin, dataDir string, extra ...string) *instance {
 	t.Helper()
-	args := append([]string{"serve", "--migrate", "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--ssh-gateway-listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	args := append([]string{"serve", "--migrate", "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--ssh-gateway-listen", "127.0.0.1:0", "--http-forward-listen", "127.0.0.1:0", "--tls-forward-listen", "127.0.0.1:0", "--forward-ports", "60000-60009", "--data-dir", dataDir}, extra...)
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -101,7 +101,7 @@ func TestServeBootstrapAndLogin(t *testing.T) {
 	dir := t.TempDir()
 
 	// Without --migrate a fresh database is refused with a clear message.
-	out, err := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--ssh-gateway-listen", "127.0.0.1:0", "--data-dir", dir).CombinedOutput()
+	out, err := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--ssh-gateway-listen", "127.0.0.1:0", "--http-forward-listen", "127.0.0.1:0", "--tls-forward-listen", "127.0.0.1:0", "--forward-ports", "60000-60009", "--data-dir", dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "database schema is outdated") {
 		t.Fatalf("serve on an empty database: err %v, output %s", err, out)
 	}
@@ -196,7 +196,7 @@ func TestServeOnExistingStaffPrintsNoPassword(t *testing.T) {
 	_ = first
 	// A second process on the same database (another port) must not create
 	// another account or print a password.
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--ssh-gateway-listen", "127.0.0.1:0", "--data-dir", dir)
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--ssh-gateway-listen", "127.0.0.1:0", "--http-forward-listen", "127.0.0.1:0", "--tls-forward-listen", "127.0.0.1:0", "--forward-ports", "60000-60009", "--data-dir", dir)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
