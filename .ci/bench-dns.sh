@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Authoritative DNS side by side: our name server vs NSD on the same
-# 10,000-record zone (written from the same snapshot), dnsperf on the other
-# core. Reports raw qps and queries per server CPU-second, ratio ours/NSD,
-# medians over alternating rounds.
+# Authoritative DNS side by side: our name server vs NSD and Knot on the
+# same 10,000-record zone (written from the same snapshot), each server with
+# one worker on core 0, dnsperf on core 1. Reports raw qps and queries per
+# server CPU-second, ratios ours/NSD and ours/Knot, medians over alternating
+# rounds. Knot is skipped when knotd is not installed (Debian knot).
 #   DNS_BENCH_SECONDS (10)  DNS_BENCH_ROUNDS (3)
+#   DNS_BENCH_BASELINE: another checkout of this module (e.g. from
+#   `git archive HEAD`); its name server joins the rounds as "base", so a
+#   change is measured before/after under the same load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${DNS_BENCH_SECONDS:-10}
@@ -19,7 +23,7 @@ cleanup() {
 	rm -rf "$w"
 }
 trap cleanup EXIT
-ours_port=5390 nsd_port=5391
+ours_port=5390 nsd_port=5391 knot_port=5392 base_port=5393
 hz=$(getconf CLK_TCK)
 
 # CPU ticks (utime+stime) of a process and all its descendants; the fields
@@ -66,8 +70,53 @@ CONF
 taskset -c 0 nsd -d -c "$w/nsd.conf" &
 nsdpid=$!
 pids+=("$nsdpid")
-for _ in $(seq 100); do dig +short +time=1 +tries=1 @127.0.0.1 -p "$nsd_port" vm1.tenant1.cloud.internal A 2>/dev/null | grep -q 10.64 && break; sleep 0.1; done
-for p in $ours_port $nsd_port; do
+ports="$ours_port $nsd_port"
+peers="nsd"
+if command -v knotd >/dev/null; then
+	mkdir "$w/knot"
+	cat >"$w/knot.conf" <<CONF
+server:
+    listen: 127.0.0.1@$knot_port
+    rundir: "$w/knot"
+    pidfile: "$w/knot/knot.pid"
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$w/knot"
+control:
+    listen: "$w/knot/knot.sock"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: cloud.internal
+    file: "$w/cloud.internal.zone"
+    zonefile-sync: -1
+    journal-content: none
+CONF
+	taskset -c 0 knotd -c "$w/knot.conf" 2>"$w/knot.log" &
+	knotpid=$!
+	pids+=("$knotpid")
+	ports="$ports $knot_port"
+	peers="nsd knot"
+fi
+if [ -n "${DNS_BENCH_BASELINE:-}" ]; then
+	mkdir "$w/base"
+	(cd "$DNS_BENCH_BASELINE" && go test -c -o "$w/base.test" ./provisioner/nameserver)
+	GOMAXPROCS=1 taskset -c 0 "$w/base.test" -test.run '^TestServeForBench$' -test.timeout 0 \
+		-dnsbench.dir "$w/base" -dnsbench.listen "127.0.0.1:$base_port" >"$w/base.log" 2>&1 &
+	basepid=$!
+	pids+=("$basepid")
+	for _ in $(seq 100); do grep -q ready "$w/base.log" && break; sleep 0.1; done
+	grep -q ready "$w/base.log" || { cat "$w/base.log"; exit 1; }
+	ports="$ports $base_port"
+	peers="base $peers"
+fi
+for p in $ports; do
+	for _ in $(seq 100); do dig +short +time=1 +tries=1 @127.0.0.1 -p "$p" vm1.tenant1.cloud.internal A 2>/dev/null | grep -q 10.64 && break; sleep 0.1; done
+done
+for p in $ports; do
 	got=$(dig +short @127.0.0.1 -p "$p" vm258.tenant58.cloud.internal A)
 	[ "$got" = 10.64.1.2 ] || { echo "bench-dns: server on port $p answered '$got'" >&2; exit 1; }
 done
@@ -86,8 +135,14 @@ run() { # name pid port → "qps qps_per_cpu_second"
 for r in $(seq "$rounds"); do
 	run ours "$ours" "$ours_port" | tee -a "$w/results"
 	run nsd "$nsdpid" "$nsd_port" | tee -a "$w/results"
+	[ -z "${knotpid:-}" ] || run knot "$knotpid" "$knot_port" | tee -a "$w/results"
+	[ -z "${basepid:-}" ] || run base "$basepid" "$base_port" | tee -a "$w/results"
 done
 median() { grep "^$1 " "$w/results" | sed -E "s/.*$2=([0-9.]+).*/\1/" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-oq=$(median ours qps) oc=$(median ours per_cpu_s) nq=$(median nsd qps) nc=$(median nsd per_cpu_s)
-echo "median: ours ${oq} qps, ${oc} q/CPU-s; NSD ${nq} qps, ${nc} q/CPU-s"
-awk -v a="$oq" -v b="$nq" -v c="$oc" -v d="$nc" 'BEGIN { printf "ratio ours/NSD: %.2f raw, %.2f per CPU-second\n", a / b, c / d }'
+oq=$(median ours qps) oc=$(median ours per_cpu_s)
+echo "median: ours ${oq} qps, ${oc} q/CPU-s"
+for peer in $peers; do
+	pq=$(median "$peer" qps) pc=$(median "$peer" per_cpu_s)
+	echo "median: ${peer} ${pq} qps, ${pc} q/CPU-s"
+	awk -v a="$oq" -v b="$pq" -v c="$oc" -v d="$pc" -v n="$peer" 'BEGIN { printf "ratio ours/%s: %.2f raw, %.2f per CPU-second\n", n, a / b, c / d }'
+done

@@ -57,32 +57,47 @@ func loaded(t testing.TB, cfg nameserver.Config, z nameserver.Zone) *nameserver.
 }
 
 // FuzzServeDNS feeds arbitrary wire bytes, over UDP and TCP, from LAN and
-// WAN sources: the handler must not panic and must answer in packable form.
+// WAN sources: the handler must not panic and must answer in packable form,
+// and the UDP fast path, where it answers, must answer the same.
 func FuzzServeDNS(f *testing.F) {
 	for _, q := range []struct {
 		name string
 		t    uint16
 	}{{"web.acme.cloud.internal.", dns.TypeA}, {"cloud.internal.", dns.TypeAXFR}, {"big.acme.cloud.internal.", dns.TypeTXT},
-		{"alias.acme.cloud.internal.", dns.TypeANY}, {"5.0.20.10.in-addr.arpa.", dns.TypePTR}, {"example.org.", dns.TypeA}} {
+		{"alias.acme.cloud.internal.", dns.TypeANY}, {"5.0.20.10.in-addr.arpa.", dns.TypePTR}, {"example.org.", dns.TypeA},
+		{"WeB.acme.cloud.internal.", dns.TypeMX}, {"nope.acme.cloud.internal.", dns.TypeA}} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.t)
+		plain, _ := m.Pack() // what the fast path sees most
+		f.Add(plain, false, false)
 		m.SetEdns0(4096, true)
 		b, _ := m.Pack()
 		f.Add(b, true, false)
 		f.Add(b, false, true)
+		m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}
+		cookie, _ := m.Pack()
+		f.Add(cookie, false, true)
 	}
 	cfg := baseConfig()
 	cfg.LANNetworks = lanNets("10.0.0.0/8")
 	cfg.SecondaryACL = lanNets("10.0.0.0/8")
 	srv := loaded(f, cfg, testZone(1))
 	f.Fuzz(func(t *testing.T, wire []byte, tcp, lan bool) {
-		m := new(dns.Msg)
-		if err := m.Unpack(wire); err != nil {
-			return // the server library answers FORMERR before us
-		}
 		ip := net.IPv4(192, 0, 2, 1)
 		if lan {
 			ip = net.IPv4(10, 1, 2, 3)
+		}
+		if !tcp {
+			// The UDP fast path sees the raw bytes first; whatever it
+			// answers must be what the full handler answers.
+			src, _ := netip.AddrFromSlice(ip.To4())
+			if out, ok := srv.AnswerUDP(nil, wire, src); ok {
+				sameAnswer(t, srv, wire, out, src)
+			}
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(wire); err != nil {
+			return // the server library answers FORMERR before us
 		}
 		w := &fakeWriter{remote: &net.UDPAddr{IP: ip, Port: 5353}}
 		if tcp {

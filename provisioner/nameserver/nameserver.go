@@ -180,7 +180,8 @@ func Listen(addr string) (net.PacketConn, net.Listener, error) {
 }
 
 // Serve answers on pc (UDP) and ln (TCP), either may be nil, and reloads
-// the snapshot until ctx ends.
+// the snapshot until ctx ends. Common UDP queries are answered from
+// pre-packed replies without leaving the read loop (see answerUDP).
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
 	if err := s.Refresh(ctx); err != nil {
 		// Keep serving (SERVFAIL) and retry; the database may come back.
@@ -194,7 +195,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	g, gctx := errgroup.WithContext(ctx)
 	var servers []*dns.Server
 	if pc != nil {
-		servers = append(servers, &dns.Server{PacketConn: pc, Handler: h, UDPSize: int(s.cfg.UDPSize)})
+		servers = append(servers, s.udpServer(ctx, pc, h))
 	}
 	if ln != nil {
 		servers = append(servers, &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second,

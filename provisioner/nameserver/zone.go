@@ -23,6 +23,10 @@ type snapshot struct {
 type view struct {
 	zones []*zone // longest apex first
 	nodes map[string]*node
+	// For answerUDP: pre-packed answers by lower-case wire name, and the
+	// zones whose apex it can match.
+	fast      map[string]*fastNode
+	fastZones []fastZone
 }
 
 type zone struct {
@@ -38,7 +42,10 @@ type node struct {
 }
 
 func build(cfg Config, z Zone, log *slog.Logger) *snapshot {
-	return &snapshot{serial: z.Serial, lan: buildView(cfg, z, true, log), wan: buildView(cfg, z, false, log)}
+	snap := &snapshot{serial: z.Serial, lan: buildView(cfg, z, true, log), wan: buildView(cfg, z, false, log)}
+	snap.lan.buildFast()
+	snap.wan.buildFast()
+	return snap
 }
 
 func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
