@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -37,6 +38,13 @@ type Config struct {
 	Version string
 	// Zone is the DNS zone VM names live in: <vm>.<tenant slug>.<zone>.
 	Zone string
+	// ForwardPortMin and ForwardPortMax bound the public ports customers
+	// may forward to their VMs.
+	ForwardPortMin, ForwardPortMax int
+	// GatewayAddress is the host[:port] customers reach the SSH gateway at.
+	GatewayAddress string
+	// PublicAddress is the ISP's public address, shown with port forwards.
+	PublicAddress string
 }
 
 // Validate fills defaults and refuses nonsense.
@@ -64,6 +72,26 @@ func (c *Config) Validate() error {
 		if store.ValidHostname(label) != nil {
 			return fmt.Errorf("zone %q: each label must be 1–63 lower-case letters, digits and dashes", c.Zone)
 		}
+	}
+	if c.ForwardPortMin == 0 && c.ForwardPortMax == 0 {
+		c.ForwardPortMin, c.ForwardPortMax = 20000, 20999
+	}
+	if c.ForwardPortMin < 1 || c.ForwardPortMax > 65535 || c.ForwardPortMin > c.ForwardPortMax {
+		return fmt.Errorf("port forward range %d–%d is not a range of TCP ports", c.ForwardPortMin, c.ForwardPortMax)
+	}
+	c.GatewayAddress = strings.TrimSpace(c.GatewayAddress)
+	if c.GatewayAddress == "" {
+		c.GatewayAddress = "127.0.0.1:2222"
+	}
+	if strings.ContainsAny(c.GatewayAddress, " \t/@") {
+		return fmt.Errorf("gateway address %q must be host or host:port", c.GatewayAddress)
+	}
+	c.PublicAddress = strings.TrimSpace(c.PublicAddress)
+	if c.PublicAddress == "" {
+		c.PublicAddress = "127.0.0.1"
+	}
+	if _, err := netip.ParseAddr(c.PublicAddress); err != nil && strings.ContainsAny(c.PublicAddress, " \t/@:[]") {
+		return fmt.Errorf("public address %q must be a host name or IP address without a port", c.PublicAddress)
 	}
 	return nil
 }

@@ -1,7 +1,13 @@
 package portal
 
 import (
+	"fmt"
+	"net"
+	"strconv"
+
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
 
 	"github.com/fibrixcloud/fibrix/views"
 )
@@ -23,6 +29,9 @@ func (s *Server) vmDetailView(c *fiber.Ctx, vmID string) (views.VMDetailView, er
 	if v.VM.DNSName, err = s.vmDNSName(c, d.VMSummary); err != nil {
 		return views.VMDetailView{}, err
 	}
+	if err := s.fillPublishing(c, &v); err != nil {
+		return views.VMDetailView{}, err
+	}
 	for _, k := range d.Keys {
 		v.VM.Keys = append(v.VM.Keys, k.Name)
 	}
@@ -35,6 +44,45 @@ func (s *Server) vmDetailView(c *fiber.Ctx, vmID string) (views.VMDetailView, er
 			CreatedAt: op.CreatedAt, FinishedAt: deref(op.FinishedAt)})
 	}
 	return v, nil
+}
+
+// fillPublishing adds the ways in from outside: the SSH gateway command
+// once the VM runs with an address, web exposure and port forwards.
+func (s *Server) fillPublishing(c *fiber.Ctx, v *views.VMDetailView) error {
+	ctx, tenant := c.UserContext(), who(c).User.Tenant()
+	v.PortRange = fmt.Sprintf("%d–%d", s.cfg.ForwardPortMin, s.cfg.ForwardPortMax)
+	if v.VM.State == store.VMRunning && v.VM.IP != "" && v.VM.DNSName != "" && who(c).Tenant != nil {
+		slug := who(c).Tenant.Slug
+		fp, err := s.store.Setting(ctx, store.SettingGatewayFingerprint)
+		if err != nil {
+			return err
+		}
+		jump := slug + "@" + s.cfg.GatewayAddress
+		v.Gateway = views.GatewayAccess{
+			Command: "ssh -J " + jump + " debian@" + v.VM.DNSName,
+			SSHConfig: "Host " + v.VM.Name + "." + slug + "\n" +
+				"    HostName " + v.VM.DNSName + "\n" +
+				"    User debian\n" +
+				"    ProxyJump " + jump + "\n",
+			Fingerprint: fp,
+		}
+	}
+	ex, err := s.store.GetVMExposure(ctx, tenant, v.VM.ID)
+	if err != nil {
+		return err
+	}
+	v.Exposure = views.VMExposure{HTTP: ex.HTTP, HTTPS: ex.HTTPS}
+	fwds, _, err := s.store.ListPortForwards(ctx, tenant, store.Page{Number: 1, PerPage: store.MaxPerPage})
+	if err != nil {
+		return err
+	}
+	for _, f := range fwds {
+		if f.VMID == v.VM.ID {
+			v.Forwards = append(v.Forwards, views.ForwardRow{ID: f.ID, TargetPort: f.TargetPort,
+				Address: net.JoinHostPort(s.cfg.PublicAddress, strconv.Itoa(f.PublicPort))})
+		}
+	}
+	return nil
 }
 
 func deref[T any](p *T) T {

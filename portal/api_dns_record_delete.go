@@ -1,0 +1,10 @@
+package portal
+
+import "github.com/gofiber/fiber/v2"
+
+func (s *Server) apiDNSRecordDelete(c *fiber.Ctx) error {
+	if err := s.store.DeleteDNSRecord(c.UserContext(), s.actor(c), who(c).User.Tenant(), c.Params("id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

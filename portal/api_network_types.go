@@ -1,0 +1,59 @@
+package portal
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// JSON shapes of the network edge: port forwards, exposure, DNS records.
+
+type forwardJSON struct {
+	ID         string    `json:"id"`
+	VM         refJSON   `json:"vm"`
+	PublicPort int       `json:"public_port"`
+	TargetPort int       `json:"target_port"`
+	Protocol   string    `json:"protocol"`
+	Address    string    `json:"address"` // where the world connects
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func (s *Server) toForwardJSON(f store.PortForward) forwardJSON {
+	return forwardJSON{ID: f.ID, VM: refJSON{ID: f.VMID, Name: f.VMName}, PublicPort: f.PublicPort, TargetPort: f.TargetPort,
+		Protocol: f.Protocol, Address: net.JoinHostPort(s.cfg.PublicAddress, strconv.Itoa(f.PublicPort)), CreatedAt: utc(f.CreatedAt)}
+}
+
+type exposureJSON struct {
+	HTTP          bool `json:"http"`
+	HTTPS         bool `json:"https"`
+	ProxyProtocol bool `json:"proxy_protocol"`
+}
+
+// vmExposedJSON is a VM with what of it the forwarder publishes.
+type vmExposedJSON struct {
+	vmJSON
+	Exposure exposureJSON `json:"exposure"`
+}
+
+type dnsRecordJSON struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	FQDN      string    `json:"fqdn"`
+	Type      string    `json:"type"`
+	Value     string    `json:"value"`
+	TTL       int       `json:"ttl"`
+	Priority  int       `json:"priority"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// toDNSRecordJSON spells the record's full name in the tenant's subzone.
+func (s *Server) toDNSRecordJSON(r store.DNSRecord, slug string) dnsRecordJSON {
+	fqdn := slug + "." + s.cfg.Zone
+	if r.Name != "@" && r.Name != "" {
+		fqdn = r.Name + "." + fqdn
+	}
+	return dnsRecordJSON{ID: r.ID, Name: r.Name, FQDN: fqdn, Type: r.Type, Value: r.Value, TTL: r.TTL,
+		Priority: r.Priority, CreatedAt: utc(r.CreatedAt)}
+}
