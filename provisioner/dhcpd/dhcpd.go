@@ -24,6 +24,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/sys/unix"
 
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
@@ -52,7 +53,9 @@ type Config struct {
 // Backend is what the server needs from the database; *store.Store is one.
 type Backend interface {
 	ListBootSubnets(ctx context.Context) ([]store.BootSubnet, error)
-	Lease(ctx context.Context, subnetID, mac string, requested netip.Addr, now time.Time) (store.Lease, error)
+	// LeaseFrom leases as store.Store.Lease does; from is where the search
+	// for a new MAC's address starts (a hint the server keeps per subnet).
+	LeaseFrom(ctx context.Context, subnetID, mac string, requested, from netip.Addr, now time.Time) (store.Lease, error)
 	Release(ctx context.Context, subnetID, mac string) error
 	Decline(ctx context.Context, subnetID, mac string, ip netip.Addr, now time.Time) error
 	RecordDiscovered(ctx context.Context, mac, subnetID, vendorClass string, arch int, userClass string) error
@@ -134,7 +137,26 @@ func Listen(iface string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dhcpd: listen on %s: %w", iface, err)
 	}
+	growReadBuffer(conn)
 	return conn, nil
+}
+
+// readBuffer is the socket receive buffer asked for: a burst (a rack
+// powering on) or a database stall of a few hundred milliseconds then waits
+// in the kernel instead of being dropped there.
+const readBuffer = 4 << 20
+
+// growReadBuffer raises the receive buffer, past net.core.rmem_max when
+// privileged (SO_RCVBUFFORCE); a smaller buffer is no reason to fail.
+func growReadBuffer(conn *net.UDPConn) {
+	if rc, err := conn.SyscallConn(); err == nil {
+		var serr error
+		_ = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) })
+		if serr == nil {
+			return
+		}
+	}
+	_ = conn.SetReadBuffer(readBuffer)
 }
 
 // Serve answers requests on conn until ctx is cancelled, then closes conn.

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,13 @@ type Handler struct {
 	httpURL string // HTTPBootURL without a trailing slash
 	subnets atomic.Pointer[[]subnet]
 	now     func() time.Time
+
+	// next is, per subnet id, the address after the last one newly
+	// leased: where the next new MAC's search starts, so the taken part of
+	// the range is not walked on every DISCOVER. Only a hint; the
+	// database's keys decide.
+	mu   sync.Mutex
+	next map[string]netip.Addr
 }
 
 // subnet is a boot subnet, parsed once per refresh.
@@ -59,7 +67,7 @@ func NewHandler(cfg Config, backend Backend, log *slog.Logger) (*Handler, error)
 }
 
 func newHandler(cfg Config, backend Backend, log *slog.Logger) (*Handler, error) {
-	h := &Handler{cfg: cfg, backend: backend, log: log, now: time.Now}
+	h := &Handler{cfg: cfg, backend: backend, log: log, now: time.Now, next: map[string]netip.Addr{}}
 	if cfg.HTTPBootURL != "" {
 		u, err := url.Parse(cfg.HTTPBootURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -209,7 +217,7 @@ func (h *Handler) discover(ctx context.Context, log *slog.Logger, sn subnet, req
 	mac := req.ClientHWAddr.String()
 	want, _ := addrOf(req.RequestedIPAddress())
 	at := h.now()
-	l, err := h.backend.Lease(ctx, sn.id, mac, want, at)
+	l, err := h.lease(ctx, sn, mac, want, at)
 	if err != nil {
 		h.leaseFailed(ctx, log, err)
 		return nil, nil
@@ -256,7 +264,7 @@ func (h *Handler) request(ctx context.Context, log *slog.Logger, sn subnet, req 
 		return h.nak(ctx, log, req, fmt.Sprintf("address %s is not on network %s", want, sn.net.Prefix))
 	}
 	at := h.now()
-	l, err := h.backend.Lease(ctx, sn.id, mac, want, at)
+	l, err := h.lease(ctx, sn, mac, want, at)
 	if err != nil {
 		h.leaseFailed(ctx, log, err)
 		return nil, nil
@@ -271,6 +279,25 @@ func (h *Handler) request(ctx context.Context, log *slog.Logger, sn subnet, req 
 	h.fill(ctx, log, ack, req, sn, l, at)
 	log.DebugContext(ctx, "ack", "ip", l.IP.String())
 	return ack, h.destination(req)
+}
+
+// lease asks the backend for mac's lease, starting a new MAC's search where
+// the last new lease in the subnet left off.
+func (h *Handler) lease(ctx context.Context, sn subnet, mac string, want netip.Addr, at time.Time) (store.Lease, error) {
+	h.mu.Lock()
+	from := h.next[sn.id]
+	h.mu.Unlock()
+	l, err := h.backend.LeaseFrom(ctx, sn.id, mac, want, from, at)
+	if err != nil {
+		return l, err
+	}
+	// A lease created just now is a new one (a renewal keeps its creation time).
+	if l.CreatedAt.Equal(at.UTC().Truncate(time.Microsecond)) && sn.net.InRange(l.IP) {
+		h.mu.Lock()
+		h.next[sn.id] = l.IP.Next()
+		h.mu.Unlock()
+	}
+	return l, nil
 }
 
 func (h *Handler) leaseFailed(ctx context.Context, log *slog.Logger, err error) {

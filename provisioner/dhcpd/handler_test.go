@@ -35,7 +35,7 @@ func (f *fakeBackend) ListBootSubnets(context.Context) ([]store.BootSubnet, erro
 	return f.subnets, nil
 }
 
-func (f *fakeBackend) Lease(_ context.Context, subnetID, mac string, want netip.Addr, now time.Time) (store.Lease, error) {
+func (f *fakeBackend) LeaseFrom(_ context.Context, subnetID, mac string, want, _ netip.Addr, now time.Time) (store.Lease, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var sn store.BootSubnet

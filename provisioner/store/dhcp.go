@@ -362,6 +362,7 @@ func compareAddrText(a, b string) int {
 type dhcpLease struct {
 	SubnetID  string `gorm:"column:subnet_id;primaryKey"`
 	IP        string `gorm:"column:ip;primaryKey"`
+	IPInt     int64  `gorm:"column:ip_int"` // IP as a number, for the free-address search
 	MAC       string `gorm:"column:mac"`
 	Hostname  string
 	ExpiresAt time.Time
@@ -417,25 +418,24 @@ const leaseAttempts = 8
 // of another MAC. Concurrent calls never hand one address to two MACs: the
 // table's keys refuse the second, and the loser moves on.
 func (s *Store) Lease(ctx context.Context, subnetID, mac string, requested netip.Addr, at time.Time) (Lease, error) {
+	return s.LeaseFrom(ctx, subnetID, mac, requested, netip.Addr{}, at)
+}
+
+// LeaseFrom is Lease for a caller that remembers where its previous new
+// lease went: a MAC without a lease gets the lowest never-leased address at
+// or after from, wrapping around to the start of the range (next fit, like
+// Kea's iterative allocator), so the taken part of the range is not walked
+// again on every allocation. from is only a hint; an invalid one, or one
+// outside the range, means the start of the range.
+func (s *Store) LeaseFrom(ctx context.Context, subnetID, mac string, requested, from netip.Addr, at time.Time) (Lease, error) {
 	m, err := NormalizeMAC(mac)
 	if err != nil {
 		return Lease{}, err
 	}
 	db := s.db.WithContext(ctx)
-	var sn BootSubnet
-	if err := db.Where("id = ?", subnetID).Take(&sn).Error; err != nil {
-		if errIsNotFound(err) {
-			return Lease{}, notFound("boot subnet")
-		}
-		return Lease{}, fmt.Errorf("load boot subnet: %w", err)
-	}
-	n, err := sn.Net()
-	if err != nil {
-		return Lease{}, fmt.Errorf("boot subnet %s: %w", sn.Name, err)
-	}
 	at = at.UTC().Truncate(time.Microsecond)
 	for range leaseAttempts {
-		l, ok, err := s.tryLease(db, sn, n, m, requested.Unmap(), at)
+		l, ok, err := s.tryLease(db, subnetID, m, requested.Unmap(), from.Unmap(), at)
 		switch {
 		case err != nil && !isDuplicate(err):
 			return Lease{}, err
@@ -443,24 +443,64 @@ func (s *Store) Lease(ctx context.Context, subnetID, mac string, requested netip
 			return l, nil
 		}
 	}
-	return Lease{}, fmt.Errorf("lease in boot subnet %s: gave up after %d lost races", sn.Name, leaseAttempts)
+	return Lease{}, fmt.Errorf("lease in boot subnet %s: gave up after %d lost races", subnetID, leaseAttempts)
+}
+
+// leaseState is what one request needs to know, read in one round trip: the
+// subnet, the MAC's reservation in it and the lease it holds there.
+const leaseStateSQL = `SELECT s.id, s.name, s.cidr, s.gateway, s.dns_servers, s.dynamic_start, s.dynamic_end, s.lease_seconds,
+	r.ip, r.hostname, l.ip, l.hostname, l.expires_at, l.created_at
+	FROM boot_subnets s
+	LEFT JOIN dhcp_reservations r ON r.mac = ? AND r.subnet_id = s.id
+	LEFT JOIN dhcp_leases l ON l.subnet_id = s.id AND l.mac = ?
+	WHERE s.id = ?`
+
+// gapSQL finds the lowest address in (lo, hi] that no lease row holds,
+// given that lo is held: the first held address of [lo, hi) whose successor
+// is not. With the (subnet_id, ip_int) index both dialects walk the index in
+// order and stop at the first gap.
+const gapSQL = `SELECT l.ip_int + 1 FROM dhcp_leases l
+	WHERE l.subnet_id = ? AND l.ip_int >= ? AND l.ip_int < ?
+	AND NOT EXISTS (SELECT 1 FROM dhcp_leases x WHERE x.subnet_id = l.subnet_id AND x.ip_int = l.ip_int + 1)
+	ORDER BY l.ip_int LIMIT 1`
+
+func ipInt(a netip.Addr) int64 {
+	b := a.As4()
+	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
+}
+
+func intIP(v int64) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // tryLease makes one pass; ok false (or a duplicate-key error) means a
 // concurrent change won a race and the caller starts over.
-func (s *Store) tryLease(db *gorm.DB, sn BootSubnet, n BootNet, mac string, requested netip.Addr, at time.Time) (Lease, bool, error) {
+func (s *Store) tryLease(db *gorm.DB, subnetID, mac string, requested, from netip.Addr, at time.Time) (Lease, bool, error) {
+	var (
+		sn                               BootSubnet
+		resIP, resHost, heldIP, heldHost sql.NullString
+		heldExp, heldCreated             sql.NullTime
+	)
+	err := db.Raw(leaseStateSQL, mac, mac, subnetID).Row().Scan(&sn.ID, &sn.Name, &sn.CIDR, &sn.Gateway, &sn.DNSServers,
+		&sn.DynamicStart, &sn.DynamicEnd, &sn.LeaseSeconds, &resIP, &resHost, &heldIP, &heldHost, &heldExp, &heldCreated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Lease{}, false, notFound("boot subnet")
+	case err != nil:
+		return Lease{}, false, fmt.Errorf("load lease state: %w", err)
+	}
+	n, err := sn.Net()
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("boot subnet %s: %w", sn.Name, err)
+	}
 	expires := at.Add(n.LeaseTime)
-	var res Reservation
-	switch err := db.Where("mac = ? AND subnet_id = ?", mac, sn.ID).Take(&res).Error; {
-	case err == nil:
-		return s.leaseReserved(db, sn, res, expires, at)
-	case !errIsNotFound(err):
-		return Lease{}, false, fmt.Errorf("load reservation: %w", err)
+	if resIP.Valid {
+		return s.leaseReserved(db, sn, Reservation{MAC: mac, SubnetID: sn.ID, IP: resIP.String, Hostname: resHost.String}, expires, at)
 	}
 
-	var held dhcpLease
-	switch err := db.Where("subnet_id = ? AND mac = ?", sn.ID, mac).Take(&held).Error; {
-	case err == nil:
+	if heldIP.Valid {
+		held := dhcpLease{SubnetID: sn.ID, IP: heldIP.String, MAC: mac, Hostname: heldHost.String,
+			ExpiresAt: heldExp.Time, CreatedAt: heldCreated.Time}
 		ip, perr := netip.ParseAddr(held.IP)
 		if perr == nil && n.InRange(ip) {
 			r := db.Model(&dhcpLease{}).Where("subnet_id = ? AND ip = ? AND mac = ?", sn.ID, held.IP, mac).
@@ -475,96 +515,99 @@ func (s *Store) tryLease(db *gorm.DB, sn BootSubnet, n BootNet, mac string, requ
 		if err := db.Where("subnet_id = ? AND ip = ? AND mac = ?", sn.ID, held.IP, mac).Delete(&dhcpLease{}).Error; err != nil {
 			return Lease{}, false, fmt.Errorf("drop stale lease: %w", err)
 		}
-	case !errIsNotFound(err):
-		return Lease{}, false, fmt.Errorf("load lease: %w", err)
 	}
 
 	if !n.Start.IsValid() {
 		return Lease{}, false, E(ErrNoCapacity, "", "boot subnet "+sn.Name+" has no free address")
 	}
-	var rows []dhcpLease
-	if err := db.Select("ip, mac, expires_at").Where("subnet_id = ?", sn.ID).Find(&rows).Error; err != nil {
-		return Lease{}, false, fmt.Errorf("load leases: %w", err)
-	}
-	taken := make(map[netip.Addr]time.Time, len(rows))
-	for _, r := range rows {
-		if ip, err := netip.ParseAddr(r.IP); err == nil {
-			taken[ip] = r.ExpiresAt
-		}
-	}
-	take := func(ip netip.Addr) (Lease, bool, error) {
-		row := dhcpLease{SubnetID: sn.ID, IP: ip.String(), MAC: mac, ExpiresAt: expires, CreatedAt: at, UpdatedAt: at}
-		exp, isTaken := taken[ip]
-		var r *gorm.DB
-		if !isTaken {
-			// DO NOTHING instead of an error: on PostgreSQL a failed insert
-			// would poison the rest of a transaction, and here it is routine.
-			r = db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
-		} else {
-			if !exp.Before(at) {
-				return Lease{}, false, nil
-			}
-			r = db.Model(&dhcpLease{}).Where("subnet_id = ? AND ip = ? AND expires_at < ?", sn.ID, row.IP, at).
-				Updates(map[string]any{"mac": mac, "hostname": "", "expires_at": expires, "created_at": at, "updated_at": at})
-		}
+	// insert takes an address no row holds. Conflicts on the address are
+	// routine (DO NOTHING, RowsAffected 0); one on the MAC means a
+	// concurrent call for this MAC won, and its error starts the caller over.
+	insert := func(ip netip.Addr) (Lease, bool, error) {
+		row := dhcpLease{SubnetID: sn.ID, IP: ip.String(), IPInt: ipInt(ip), MAC: mac, ExpiresAt: expires, CreatedAt: at, UpdatedAt: at}
+		r := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "subnet_id"}, {Name: "ip"}}, DoNothing: true}).Create(&row)
 		if r.Error != nil {
 			return Lease{}, false, fmt.Errorf("hold address %s: %w", ip, r.Error)
 		}
 		return row.lease(), r.RowsAffected == 1, nil
 	}
-	// The wanted address; losing it to a race is no reason to start over.
-	if requested.IsValid() && n.InRange(requested) && requested != n.Gateway {
-		if l, ok, err := take(requested); err != nil || ok {
-			return l, ok, err
+	// steal takes an address whose lease has run out.
+	steal := func(ip netip.Addr) (Lease, bool, error) {
+		r := db.Model(&dhcpLease{}).Where("subnet_id = ? AND ip = ? AND expires_at < ?", sn.ID, ip.String(), at).
+			Updates(map[string]any{"mac": mac, "hostname": "", "expires_at": expires, "created_at": at, "updated_at": at})
+		if r.Error != nil {
+			return Lease{}, false, fmt.Errorf("hold address %s: %w", ip, r.Error)
 		}
-		taken[requested] = at.Add(time.Hour)
+		row := dhcpLease{SubnetID: sn.ID, IP: ip.String(), MAC: mac, ExpiresAt: expires, CreatedAt: at, UpdatedAt: at}
+		return row.lease(), r.RowsAffected == 1, nil
 	}
-	for ip := n.Start; !n.End.Less(ip); ip = ip.Next() {
-		if _, isTaken := taken[ip]; isTaken || ip == n.Gateway {
-			continue
-		}
-		l, ok, err := take(ip)
-		if err != nil || ok {
+	// The wanted address; losing it to a race is no reason to start over.
+	if requested.IsValid() && n.InRange(requested) {
+		if l, ok, err := insert(requested); err != nil || ok {
 			return l, ok, err
 		}
-		// Someone took it meanwhile: if it was this MAC, its lease stands.
-		if err := db.Where("subnet_id = ? AND mac = ?", sn.ID, mac).Take(&held).Error; err == nil {
-			return held.lease(), true, nil
+		if l, ok, err := steal(requested); err != nil || ok {
+			return l, ok, err
 		}
-		taken[ip] = at.Add(time.Hour)
+	}
+	// The lowest never-leased address from the hint to the end, then from
+	// the start up to the hint.
+	lo, hi := ipInt(n.Start), ipInt(n.End)
+	first := lo
+	if from.IsValid() && n.InRange(from) {
+		first = ipInt(from)
+	}
+	spans := [][2]int64{{first, hi}}
+	if first > lo {
+		spans = append(spans, [2]int64{lo, first - 1})
+	}
+	for _, sp := range spans {
+		cand := sp[0]
+		for {
+			l, ok, err := insert(intIP(cand))
+			if err != nil || ok {
+				return l, ok, err
+			}
+			var next sql.NullInt64
+			if err := db.Raw(gapSQL, sn.ID, cand, sp[1]).Row().Scan(&next); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return Lease{}, false, fmt.Errorf("find a free address: %w", err)
+			}
+			if !next.Valid || next.Int64 > sp[1] {
+				break
+			}
+			cand = next.Int64
+		}
 	}
 	// The range is used up: reuse the lease that ran out first.
-	var expired []dhcpLease
-	for _, r := range rows {
-		if r.ExpiresAt.Before(at) {
-			expired = append(expired, r)
+	for range leaseAttempts {
+		var ip string
+		err := db.Model(&dhcpLease{}).Select("ip").
+			Where("subnet_id = ? AND ip_int BETWEEN ? AND ? AND expires_at < ?", sn.ID, lo, hi, at).
+			Order("expires_at, ip_int").Limit(1).Row().Scan(&ip)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Lease{}, false, E(ErrNoCapacity, "", "boot subnet "+sn.Name+" has no free address")
 		}
-	}
-	slices.SortFunc(expired, func(a, b dhcpLease) int {
-		if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
-			return c
+		if err != nil {
+			return Lease{}, false, fmt.Errorf("find an expired lease: %w", err)
 		}
-		return compareAddrText(a.IP, b.IP)
-	})
-	for _, r := range expired {
-		ip, err := netip.ParseAddr(r.IP)
-		if err != nil || !n.InRange(ip) {
-			continue
+		addr, err := netip.ParseAddr(ip)
+		if err != nil {
+			return Lease{}, false, fmt.Errorf("lease row holds %q: %w", ip, err)
 		}
-		l, ok, err := take(ip)
-		if err != nil || ok {
+		if l, ok, err := steal(addr); err != nil || ok {
 			return l, ok, err
 		}
 	}
-	if len(expired) > 0 {
-		return Lease{}, false, nil // they were all taken meanwhile: look again
-	}
-	return Lease{}, false, E(ErrNoCapacity, "", "boot subnet "+sn.Name+" has no free address")
+	return Lease{}, false, nil // they were all taken meanwhile: look again
 }
 
 func (s *Store) leaseReserved(db *gorm.DB, sn BootSubnet, res Reservation, expires, at time.Time) (Lease, bool, error) {
-	row := dhcpLease{SubnetID: sn.ID, IP: res.IP, MAC: res.MAC, Hostname: res.Hostname, ExpiresAt: expires, CreatedAt: at, UpdatedAt: at}
-	err := db.Transaction(func(tx *gorm.DB) error {
+	ip, err := netip.ParseAddr(res.IP)
+	if err != nil || !ip.Is4() {
+		return Lease{}, false, fmt.Errorf("reservation of %s holds %q", res.MAC, res.IP)
+	}
+	row := dhcpLease{SubnetID: sn.ID, IP: res.IP, IPInt: ipInt(ip), MAC: res.MAC, Hostname: res.Hostname, ExpiresAt: expires, CreatedAt: at, UpdatedAt: at}
+	err = db.Transaction(func(tx *gorm.DB) error {
 		// The MAC's dynamic lease, and any stale holder of the reserved address, give way.
 		if err := tx.Where("subnet_id = ? AND ((mac = ? AND ip <> ?) OR (ip = ? AND mac <> ?))", sn.ID, res.MAC, res.IP, res.IP, res.MAC).
 			Delete(&dhcpLease{}).Error; err != nil {

@@ -2,16 +2,21 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pressly/goose/v3"
 	"gorm.io/gorm"
 
+	"github.com/fibrixcloud/fibrix/provisioner/pgtest"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -378,4 +383,168 @@ func TestDiscoveredAndMachineBoot(t *testing.T) {
 			t.Errorf("bad mac: %v", err)
 		}
 	})
+}
+
+// TestLeaseManyNewMACs gives 500 new MACs addresses from 10 goroutines,
+// each following its own hint the way the DHCP server does: all distinct,
+// all in the range, and quick (the search starts at the hint instead of
+// walking the taken part of the range).
+func TestLeaseManyNewMACs(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		in := rackInput()
+		in.CIDR, in.Gateway, in.DNSServers, in.DynamicStart, in.DynamicEnd = "10.213.0.0/16", "10.213.0.1", nil, "10.213.0.10", "10.213.3.250"
+		sn := bootSubnet(t, s, in)
+		n, err := sn.Net()
+		if err != nil {
+			t.Fatal(err)
+		}
+		const workers, each = 10, 50
+		at := time.Now()
+		start := time.Now()
+		got := make([][]store.Lease, workers)
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				var from netip.Addr
+				for i := range each {
+					l, err := s.LeaseFrom(ctx, sn.ID, fmt.Sprintf("52:54:00:03:%02x:%02x", w, i), netip.Addr{}, from, at)
+					if err != nil {
+						errs[w] = err
+						return
+					}
+					got[w] = append(got[w], l)
+					from = l.IP.Next()
+				}
+			})
+		}
+		wg.Wait()
+		took := time.Since(start)
+		t.Logf("%d new MACs in %s (%.0f leases/s)", workers*each, took.Round(time.Millisecond), workers*each/took.Seconds())
+		seen := map[netip.Addr]string{}
+		for w := range workers {
+			if errs[w] != nil {
+				t.Fatalf("worker %d: %v", w, errs[w])
+			}
+			for _, l := range got[w] {
+				if other, dup := seen[l.IP]; dup {
+					t.Errorf("%s went to %s and %s", l.IP, other, l.MAC)
+				}
+				if !n.InRange(l.IP) {
+					t.Errorf("%s is outside the range", l.IP)
+				}
+				seen[l.IP] = l.MAC
+			}
+		}
+		if len(seen) != workers*each {
+			t.Errorf("%d distinct addresses, want %d", len(seen), workers*each)
+		}
+		leases, err := s.ListLeases(ctx, sn.ID)
+		if err != nil || len(leases) != workers*each {
+			t.Errorf("%d leases in the database, %v; want %d", len(leases), err, workers*each)
+		}
+		// Dense from the start: nothing was skipped.
+		if last := leases[len(leases)-1].IP; last != netip.MustParseAddr("10.213.1.253") {
+			t.Errorf("highest address %s, want 10.213.1.253 (500 from 10.213.0.10 without gaps)", last)
+		}
+		if took > 30*time.Second {
+			t.Errorf("500 new MACs took %s", took)
+		}
+	})
+}
+
+// TestLeaseFrom pins the hint: the search starts there, skips what is
+// taken, wraps to the start of the range, and a hint outside the range
+// means the start.
+func TestLeaseFrom(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		sn := bootSubnet(t, s, rackInput()) // range .10–.19
+		t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		ip := netip.MustParseAddr
+		steps := []struct {
+			name       string
+			mac        string
+			requested  netip.Addr
+			from, want netip.Addr
+		}{
+			{"at the hint", "52:54:00:04:00:01", netip.Addr{}, ip("10.213.0.15"), ip("10.213.0.15")},
+			{"hint taken: the next free", "52:54:00:04:00:02", netip.Addr{}, ip("10.213.0.15"), ip("10.213.0.16")},
+			{"hint outside the range: the start", "52:54:00:04:00:03", netip.Addr{}, ip("10.213.0.200"), ip("10.213.0.10")},
+			{"the MAC's lease beats the hint", "52:54:00:04:00:01", netip.Addr{}, ip("10.213.0.18"), ip("10.213.0.15")},
+			{"a free request beats the hint", "52:54:00:04:00:04", ip("10.213.0.12"), ip("10.213.0.18"), ip("10.213.0.12")},
+			{"at the end", "52:54:00:04:00:05", netip.Addr{}, ip("10.213.0.19"), ip("10.213.0.19")},
+			{"past the end: wraps to the lowest free", "52:54:00:04:00:06", netip.Addr{}, ip("10.213.0.19"), ip("10.213.0.11")},
+			{"a run of taken addresses is skipped", "52:54:00:04:00:07", netip.Addr{}, ip("10.213.0.15"), ip("10.213.0.17")},
+		}
+		for _, st := range steps {
+			l, err := s.LeaseFrom(ctx, sn.ID, st.mac, st.requested, st.from, t0)
+			if err != nil || l.IP != st.want {
+				t.Errorf("%s: got %s, %v; want %s", st.name, l.IP, err, st.want)
+			}
+		}
+	})
+}
+
+// TestMigrationFillsIPInt upgrades a database that holds leases to the
+// numeric address column and checks every row got the right number.
+func TestMigrationFillsIPInt(t *testing.T) {
+	for _, tc := range []struct {
+		name, driver string
+		dialect      goose.Dialect
+		dsn          func(t testing.TB) string
+	}{
+		{"sqlite", "sqlite", goose.DialectSQLite3, func(t testing.TB) string {
+			return "file:" + filepath.Join(t.TempDir(), "m.db") + "?_pragma=foreign_keys(1)"
+		}},
+		{"postgres", "pgx", goose.DialectPostgres, pgtest.DSN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db, err := sql.Open(tc.driver, tc.dsn(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			p, err := goose.NewProvider(tc.dialect, db, os.DirFS("../../migrations"), goose.WithDisableGlobalRegistry(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.UpTo(ctx, 5); err != nil {
+				t.Fatal(err)
+			}
+			ts := time.Now().UTC()
+			if _, err := db.ExecContext(ctx, `INSERT INTO boot_subnets (id, name, cidr, created_at, updated_at) VALUES ('s1', 'rack', '0.0.0.0/0', $1, $1)`, ts); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int64{"10.213.0.10": 0x0ad5000a, "255.255.255.254": 0xfffffffe, "1.2.3.4": 0x01020304, "192.168.100.1": 0xc0a86401}
+			for addr := range want {
+				if _, err := db.ExecContext(ctx, `INSERT INTO dhcp_leases (subnet_id, ip, mac, expires_at, created_at, updated_at) VALUES ('s1', $1, $1, $2, $2, $2)`, addr, ts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := p.UpTo(ctx, 6); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := db.QueryContext(ctx, `SELECT ip, ip_int FROM dhcp_leases`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			got := map[string]int64{}
+			for rows.Next() {
+				var ip string
+				var v int64
+				if err := rows.Scan(&ip, &v); err != nil {
+					t.Fatal(err)
+				}
+				got[ip] = v
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ip_int after the migration (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
