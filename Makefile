@@ -29,9 +29,16 @@ test: check-generated check-deps lint unit
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
 
-## bench: placement benchmarks (pure ledger, and with the database reservation on SQLite and PostgreSQL)
+## bench: Go benchmarks (placement, DNS, DHCP), then the side-by-side runs against the peers
+## (needs root and the packages .ci/run installs; each script pins server and load generator to
+## separate cores and reports per server CPU-second)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./provisioner/capacity/ ./provisioner/store/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./provisioner/capacity/ ./provisioner/store/ ./provisioner/nameserver/ ./provisioner/dhcpd/
+	.ci/bench-dns.sh
+	.ci/bench-dhcp.sh
+	.ci/bench-tftp.sh
+	.ci/bench-forward.sh
+	.ci/bench-ssh.sh
 
 ## agent-initramfs: bare-metal commissioning/deploy boot files out/agent/{vmlinuz,initrd.img}, from Debian packages
 .PHONY: agent-initramfs
