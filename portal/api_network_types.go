@@ -48,12 +48,20 @@ type dnsRecordJSON struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// toDNSRecordJSON spells the record's full name in the tenant's subzone.
-func (s *Server) toDNSRecordJSON(r store.DNSRecord, slug string) dnsRecordJSON {
-	fqdn := slug + "." + s.cfg.Zone
-	if r.Name != "@" && r.Name != "" {
-		fqdn = r.Name + "." + fqdn
+// subzone is the tenant's own zone: <slug>.<zone>.
+func (s *Server) subzone(slug string) string { return slug + "." + s.cfg.Zone }
+
+// dnsRecordFQDN spells a record's full name in the tenant's subzone; "@" is
+// the subzone itself.
+func (s *Server) dnsRecordFQDN(name, slug string) string {
+	if name == "@" || name == "" {
+		return s.subzone(slug)
 	}
-	return dnsRecordJSON{ID: r.ID, Name: r.Name, FQDN: fqdn, Type: r.Type, Value: r.Value, TTL: r.TTL,
+	return name + "." + s.subzone(slug)
+}
+
+// toDNSRecordJSON describes a record with its full name.
+func (s *Server) toDNSRecordJSON(r store.DNSRecord, slug string) dnsRecordJSON {
+	return dnsRecordJSON{ID: r.ID, Name: r.Name, FQDN: s.dnsRecordFQDN(r.Name, slug), Type: r.Type, Value: r.Value, TTL: r.TTL,
 		Priority: r.Priority, CreatedAt: utc(r.CreatedAt)}
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/fibrixcloud/fibrix/views"
 )
 
-// formPort reads an optional port field; empty is 0.
-func formPort(c *fiber.Ctx, field, what string) (int, error) {
+// formInt reads an optional whole-number form field (a port, a TTL); empty is 0.
+func formInt(c *fiber.Ctx, field, what string) (int, error) {
 	raw := strings.TrimSpace(c.FormValue(field))
 	if raw == "" {
 		return 0, nil
@@ -28,10 +28,10 @@ func (s *Server) webVMForwardCreate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	target, err := formPort(c, "target_port", "the VM port")
+	target, err := formInt(c, "target_port", "the VM port")
 	var public int
 	if err == nil {
-		public, err = formPort(c, "public_port", "the public port")
+		public, err = formInt(c, "public_port", "the public port")
 	}
 	var f store.PortForward
 	if err == nil {
