@@ -2,8 +2,9 @@
 # Authoritative DNS side by side: our name server vs NSD and Knot on the
 # same 10,000-record zone (written from the same snapshot), each server with
 # one worker on core 0, dnsperf on core 1. Reports raw qps and queries per
-# server CPU-second, ratios ours/NSD and ours/Knot, medians over alternating
-# rounds. Knot is skipped when knotd is not installed (Debian knot).
+# server CPU-second, ratios ours/NSD, ours/Knot and ours/dnsmasq, medians over
+# alternating rounds. Knot is skipped when knotd is not installed (Debian
+# knot), dnsmasq when it is not (Debian dnsmasq-base).
 #   DNS_BENCH_SECONDS (10)  DNS_BENCH_ROUNDS (3)
 #   DNS_BENCH_BASELINE: another checkout of this module (e.g. from
 #   `git archive HEAD`); its name server joins the rounds as "base", so a
@@ -23,7 +24,7 @@ cleanup() {
 	rm -rf "$w"
 }
 trap cleanup EXIT
-ours_port=5390 nsd_port=5391 knot_port=5392 base_port=5393
+ours_port=5390 nsd_port=5391 knot_port=5392 base_port=5393 dnsmasq_port=5394
 hz=$(getconf CLK_TCK)
 
 # CPU ticks (utime+stime) of a process and all its descendants; the fields
@@ -101,6 +102,21 @@ CONF
 	ports="$ports $knot_port"
 	peers="nsd knot"
 fi
+if command -v dnsmasq >/dev/null; then
+	# dnsmasq has no zone files: the zone's A records become a hosts file
+	# (same names, same addresses, the zone's TTL), and --local makes it
+	# answer NXDOMAIN for other names in the zone instead of forwarding.
+	# With --cache-size=0 only the hosts records are held; they are served
+	# regardless. --user=root: the work directory is not readable by nobody.
+	awk '$3 == "IN" && $4 == "A" { n = $1; sub(/\.$/, "", n); print $5, n }' "$w/cloud.internal.zone" >"$w/dnsmasq.hosts"
+	taskset -c 0 dnsmasq --keep-in-foreground --port="$dnsmasq_port" --listen-address=127.0.0.1 --bind-interfaces \
+		--no-resolv --no-hosts --addn-hosts="$w/dnsmasq.hosts" --local=/cloud.internal/ --cache-size=0 \
+		--local-ttl=300 --user=root --pid-file= --log-facility=- 2>"$w/dnsmasq.log" &
+	dnsmasqpid=$!
+	pids+=("$dnsmasqpid")
+	ports="$ports $dnsmasq_port"
+	peers="$peers dnsmasq"
+fi
 if [ -n "${DNS_BENCH_BASELINE:-}" ]; then
 	mkdir "$w/base"
 	(cd "$DNS_BENCH_BASELINE" && go test -c -o "$w/base.test" ./provisioner/nameserver)
@@ -136,6 +152,7 @@ for r in $(seq "$rounds"); do
 	run ours "$ours" "$ours_port" | tee -a "$w/results"
 	run nsd "$nsdpid" "$nsd_port" | tee -a "$w/results"
 	[ -z "${knotpid:-}" ] || run knot "$knotpid" "$knot_port" | tee -a "$w/results"
+	[ -z "${dnsmasqpid:-}" ] || run dnsmasq "$dnsmasqpid" "$dnsmasq_port" | tee -a "$w/results"
 	[ -z "${basepid:-}" ] || run base "$basepid" "$base_port" | tee -a "$w/results"
 done
 median() { grep "^$1 " "$w/results" | sed -E "s/.*$2=([0-9.]+).*/\1/" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
