@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -24,6 +25,7 @@ type dnsFlags struct {
 	notify      string
 	recursion   bool
 	upstreams   string
+	ttl         time.Duration
 }
 
 func (d *dnsFlags) register(fs *flag.FlagSet) {
@@ -33,6 +35,7 @@ func (d *dnsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.lan, "dns-lan-networks", "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16", "source networks that get private answers, comma-separated")
 	fs.StringVar(&d.secondaries, "dns-secondaries", "", "networks allowed to transfer the zone (AXFR), comma-separated")
 	fs.StringVar(&d.notify, "dns-notify", "", "secondaries told about new serials, host:port comma-separated")
+	fs.DurationVar(&d.ttl, "dns-ttl", 5*time.Minute, "TTL of VM, SOA and NS records and of negative answers (1s to 1 day)")
 	fs.BoolVar(&d.recursion, "dns-recursion", false, "answer other names for LAN clients through --dns-upstreams")
 	fs.StringVar(&d.upstreams, "dns-upstreams", "", "resolvers for LAN recursion, host:port comma-separated")
 }
@@ -65,7 +68,11 @@ func startNameserver(ctx context.Context, g *errgroup.Group, st *store.Store, d 
 		return nil
 	}
 	fqdn := strings.TrimSuffix(zone, ".") + "."
-	cfg := nameserver.Config{Zone: fqdn, NS: splitList(d.ns), Notify: splitList(d.notify), Recursion: d.recursion, Upstreams: splitList(d.upstreams)}
+	if d.ttl < time.Second || d.ttl > 24*time.Hour {
+		return fmt.Errorf("--dns-ttl: %s is outside 1s to 24h", d.ttl)
+	}
+	cfg := nameserver.Config{Zone: fqdn, NS: splitList(d.ns), Notify: splitList(d.notify), Recursion: d.recursion,
+		Upstreams: splitList(d.upstreams), TTL: uint32(d.ttl / time.Second)}
 	if len(cfg.NS) == 0 {
 		cfg.NS = []string{"ns1." + fqdn}
 	}
