@@ -75,7 +75,8 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 		"big.acme.cloud.internal.", "app.beta.cloud.internal.", "beta.cloud.internal.", "missing.acme.cloud.internal.",
 		"a.b.c.web.acme.cloud.internal.", "ns1.cloud.internal.", "5.0.20.10.in-addr.arpa.", "6.0.20.10.in-addr.arpa.",
 		"9.0.20.10.in-addr.arpa.", "0.20.10.in-addr.arpa.", "20.10.in-addr.arpa.", "example.org.", "internal.",
-		"xcloud.internal.", "web_1.acme.cloud.internal.", "we\\.b.acme.cloud.internal.", "w\\195b.acme.cloud.internal."}
+		"xcloud.internal.", "web_1.acme.cloud.internal.", "we\\.b.acme.cloud.internal.", "w\\195b.acme.cloud.internal.",
+		"rack1.machines.cloud.internal.", "machines.cloud.internal.", "x.rack1.machines.cloud.internal.", "8.0.20.10.in-addr.arpa."}
 	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeMX, dns.TypeTXT, dns.TypeSOA, dns.TypeNS,
 		dns.TypePTR, dns.TypeSRV, dns.TypeCAA, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeNone, dns.TypeReserved, dns.TypeOPT}
 	for _, rec := range []bool{false, true} {

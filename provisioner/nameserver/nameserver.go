@@ -1,5 +1,6 @@
 // Package nameserver is the region's authoritative DNS server: VM names
-// under each tenant's subzone, tenants' own records, reverse zones for the
+// under each tenant's subzone, staff-only machine names, tenants' own
+// records, reverse zones for the
 // LAN subnets, split horizon between LAN and WAN, zone transfers to the
 // ISP's secondaries, and optional forwarding for LAN clients. Queries are
 // answered from an immutable in-memory snapshot that is swapped atomically;
@@ -58,10 +59,13 @@ type Zone struct {
 	Networks []netip.Prefix // LAN subnets; reverse zones are derived from them
 }
 
-// Host is a VM name with its private address.
+// Host is a VM or machine name with its private address.
 type Host struct {
 	Name string
 	Addr netip.Addr
+	// Internal hosts (bare-metal machines) exist only in the LAN view: WAN
+	// clients get NXDOMAIN for them and for the names above them.
+	Internal bool
 }
 
 // Record is a tenant's own record.

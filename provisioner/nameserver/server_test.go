@@ -72,6 +72,7 @@ func testZone(serial uint32) nameserver.Zone {
 			{Name: "web.acme", Addr: netip.MustParseAddr("10.20.0.5")},
 			{Name: "db.acme", Addr: netip.MustParseAddr("10.20.0.6")},
 			{Name: "app.beta", Addr: netip.MustParseAddr("10.20.0.7")},
+			{Name: "rack1.machines", Addr: netip.MustParseAddr("10.20.0.8"), Internal: true},
 		},
 		Records: append([]nameserver.Record{
 			{Name: "www.acme", Type: "CNAME", Value: "web.acme.cloud.internal.", TTL: 600},

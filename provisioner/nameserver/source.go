@@ -25,11 +25,11 @@ func (s storeSource) Snapshot(ctx context.Context) (Zone, error) {
 }
 
 // FromStore turns the store's view of the zone into names relative to the
-// region zone: <vm>.<tenant> and <record>.<tenant>.
+// region zone: <vm>.<tenant>, <record>.<tenant> and <machine>.machines.
 func FromStore(dz store.DNSZone) Zone {
 	z := Zone{Serial: dz.Serial, Networks: dz.Subnets}
 	for _, h := range dz.Hosts {
-		z.Hosts = append(z.Hosts, Host{Name: h.Name + "." + h.TenantSlug, Addr: h.IP})
+		z.Hosts = append(z.Hosts, Host{Name: h.Name + "." + h.TenantSlug, Addr: h.IP, Internal: h.Internal})
 	}
 	for _, r := range dz.Records {
 		name := r.TenantSlug

@@ -2,7 +2,9 @@ package nameserver_test
 
 import (
 	"context"
+	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -67,5 +69,57 @@ func TestStoreSource(t *testing.T) {
 	}
 	if r := ask("www.acme.cloud.internal.", dns.TypeA); len(r.Answer) != 1 {
 		t.Errorf("new record not served: %v", r)
+	}
+}
+
+// TestStoreSourceMachines serves a machine from a real (SQLite) store at its
+// reserved address, to the LAN only.
+func TestStoreSourceMachines(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "f.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	staff := store.Actor{Email: "ops@isp.example"}
+	if _, err := st.EnlistMachine(ctx, staff, store.MachineInput{Name: "node-1", MACs: []string{"52:54:00:dd:00:01"}}); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := st.CreateBootSubnet(ctx, staff, store.BootSubnetInput{Name: "rack", CIDR: "10.213.0.0/24", Gateway: "10.213.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddReservation(ctx, staff, "52:54:00:dd:00:01", sn.ID, "10.213.0.50", "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := nameserver.New(baseConfig(), nameserver.StoreSource(st), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lan, wanSrc := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.1")
+	ask := func(name string, qtype uint16, src netip.Addr) summary {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(name, qtype)
+		wire, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return summarize(slowAnswer(t, srv, wire, src))
+	}
+	if got := ask("node-1.machines.cloud.internal.", dns.TypeA, lan); len(got.Answer) != 1 || !strings.HasSuffix(got.Answer[0], "A 10.213.0.50") {
+		t.Errorf("lan A: %+v", got)
+	}
+	if got := ask("50.0.213.10.in-addr.arpa.", dns.TypePTR, lan); len(got.Answer) != 1 || !strings.HasSuffix(got.Answer[0], "PTR node-1.machines.cloud.internal.") {
+		t.Errorf("lan PTR: %+v", got)
+	}
+	if got := ask("node-1.machines.cloud.internal.", dns.TypeA, wanSrc); got.Rcode != "NXDOMAIN" {
+		t.Errorf("wan A: %+v", got)
 	}
 }

@@ -74,6 +74,11 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 	}
 	hosts := map[string]bool{}
 	for _, h := range z.Hosts {
+		if h.Internal && !lan {
+			// Not even an empty name above it: the WAN must not learn
+			// the machines' subzone exists.
+			continue
+		}
 		name := v.fqdn(cfg.Zone, h.Name)
 		if name == "" || !h.Addr.IsValid() {
 			skipped++

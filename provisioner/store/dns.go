@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -277,11 +278,18 @@ func (s *Store) DeleteDNSRecord(ctx context.Context, a Actor, tenantID, id strin
 	})
 }
 
-// DNSHost is a VM's address under its tenant's subzone.
+// MachineSubzone is the label bare-metal machines are published under:
+// <machine>.machines.<region zone>, for staff networks only.
+const MachineSubzone = "machines"
+
+// DNSHost is a VM's address under its tenant's subzone, or a machine's
+// under MachineSubzone.
 type DNSHost struct {
-	TenantSlug string
+	TenantSlug string // MachineSubzone for machines
 	Name       string
 	IP         netip.Addr
+	// Internal names are answered only to the LAN view (staff networks).
+	Internal bool
 }
 
 // DNSZoneRecord is a tenant record with the subzone it lives in.
@@ -295,12 +303,13 @@ type DNSZone struct {
 	Serial  uint32
 	Hosts   []DNSHost
 	Records []DNSZoneRecord
-	Subnets []netip.Prefix // the LAN subnets, for reverse zones
+	Subnets []netip.Prefix // the LAN and boot subnets, for reverse zones
 }
 
 // DNSSnapshot reads the whole published content. When it differs from what
-// the current serial was published with (a VM got or lost an address), the
-// serial is bumped first, so one serial never names two different contents.
+// the current serial was published with (a VM or machine got or lost an
+// address, a lease expired), the serial is bumped first, so one serial never
+// names two different contents.
 func (s *Store) DNSSnapshot(ctx context.Context) (DNSZone, error) {
 	db := s.db.WithContext(ctx)
 	for range 5 {
@@ -350,6 +359,12 @@ func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 		return z, fmt.Errorf("load vm addresses: %w", err)
 	}
 	for _, h := range hosts {
+		if h.Slug == MachineSubzone {
+			// A tenant slugged like the machines' subzone would shadow
+			// staff names and reveal the subzone to the WAN.
+			s.log.Warn("skipping vm of a tenant named like the machine subzone in dns", "vm", h.Name, "tenant", h.Slug)
+			continue
+		}
 		ip, err := netip.ParseAddr(h.IP)
 		if err != nil {
 			s.log.Warn("skipping vm with an invalid address in dns", "vm", h.Name, "tenant", h.Slug, "ip", h.IP)
@@ -367,25 +382,93 @@ func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 		return z, fmt.Errorf("load dns records: %w", err)
 	}
 	for _, r := range recs {
+		if r.Slug == MachineSubzone {
+			s.log.Warn("skipping dns record of a tenant named like the machine subzone", "record", r.Name, "tenant", r.Slug)
+			continue
+		}
 		z.Records = append(z.Records, DNSZoneRecord{TenantSlug: r.Slug, DNSRecord: r.DNSRecord})
 	}
-	var cidrs []string
+	machines, err := s.machineHosts(db)
+	if err != nil {
+		return z, err
+	}
+	z.Hosts = append(z.Hosts, machines...)
+	var cidrs, bootCIDRs []string
 	if err := db.Model(&Subnet{}).Order("cidr").Pluck("cidr", &cidrs).Error; err != nil {
 		return z, fmt.Errorf("load subnets: %w", err)
 	}
-	for _, c := range cidrs {
-		if p, err := netip.ParsePrefix(c); err == nil {
+	// Boot subnets give the machines' reverse zones, seen only by the LAN.
+	if err := db.Model(&BootSubnet{}).Order("cidr").Pluck("cidr", &bootCIDRs).Error; err != nil {
+		return z, fmt.Errorf("load boot subnets: %w", err)
+	}
+	for _, c := range append(cidrs, bootCIDRs...) {
+		if p, err := netip.ParsePrefix(c); err == nil && !slices.Contains(z.Subnets, p.Masked()) {
 			z.Subnets = append(z.Subnets, p.Masked())
 		}
 	}
 	return z, nil
 }
 
+// machineHosts gives each machine the address of its boot MAC: the DHCP
+// reservation, else the newest unexpired lease. Machines without either
+// are not published.
+func (s *Store) machineHosts(db *gorm.DB) ([]DNSHost, error) {
+	var rows []struct {
+		Name, MAC, IP string
+	}
+	if err := db.Table("machines").Select("machines.name AS name, machine_macs.mac AS mac, COALESCE(dhcp_reservations.ip, '') AS ip").
+		Joins("JOIN machine_macs ON machine_macs.machine_id = machines.id AND machine_macs.boot = ?", true).
+		Joins("LEFT JOIN dhcp_reservations ON dhcp_reservations.mac = machine_macs.mac").
+		Order("machines.name").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("load machine addresses: %w", err)
+	}
+	var leaseMACs []string
+	for _, r := range rows {
+		if r.IP == "" {
+			leaseMACs = append(leaseMACs, r.MAC)
+		}
+	}
+	leased := map[string]string{}
+	if len(leaseMACs) > 0 {
+		var leases []dhcpLease
+		if err := db.Where("mac IN ? AND expires_at > ?", leaseMACs, now()).
+			Order("updated_at DESC, expires_at DESC, ip").Find(&leases).Error; err != nil {
+			return nil, fmt.Errorf("load machine leases: %w", err)
+		}
+		for _, l := range leases {
+			if _, ok := leased[l.MAC]; !ok {
+				leased[l.MAC] = l.IP
+			}
+		}
+	}
+	var out []DNSHost
+	for _, r := range rows {
+		ipText := r.IP
+		if ipText == "" {
+			ipText = leased[r.MAC]
+		}
+		if ipText == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(ipText)
+		if err != nil {
+			s.log.Warn("skipping machine with an invalid address in dns", "machine", r.Name, "ip", ipText)
+			continue
+		}
+		out = append(out, DNSHost{TenantSlug: MachineSubzone, Name: r.Name, IP: ip, Internal: true})
+	}
+	return out, nil
+}
+
 // hash fingerprints the published content (not the serial).
 func (z DNSZone) hash() string {
 	h := sha256.New()
 	for _, x := range z.Hosts {
-		fmt.Fprintf(h, "H\x00%s\x00%s\x00%s\n", x.TenantSlug, x.Name, x.IP)
+		kind := "H"
+		if x.Internal {
+			kind = "I" // VM lines keep their old form, so upgrades do not bump
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\n", kind, x.TenantSlug, x.Name, x.IP)
 	}
 	for _, r := range z.Records {
 		fmt.Fprintf(h, "R\x00%s\x00%s\x00%s\x00%q\x00%d\x00%d\n", r.TenantSlug, r.Name, r.Type, r.Value, r.TTL, r.Priority)

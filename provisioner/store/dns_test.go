@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -194,6 +195,131 @@ func TestDNSSnapshotSerial(t *testing.T) {
 		}
 		if z4 := snap(); z4.Serial <= z3.Serial || len(z4.Records) != 0 {
 			t.Fatalf("after delete: serial %d (before %d), records %v", z4.Serial, z3.Serial, z4.Records)
+		}
+	})
+}
+
+// TestDNSSnapshotMachines publishes enlisted machines under the machine
+// subzone, internal only, at their boot MAC's reservation or else newest
+// unexpired lease, and bumps the serial as that changes.
+func TestDNSSnapshotMachines(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		snap := func() store.DNSZone {
+			t.Helper()
+			z, err := s.DNSSnapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return z
+		}
+		addrCmp := cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+		wantHost := func(z store.DNSZone, ip string) {
+			t.Helper()
+			var want []store.DNSHost
+			if ip != "" {
+				want = []store.DNSHost{{TenantSlug: store.MachineSubzone, Name: "node-1", IP: netip.MustParseAddr(ip), Internal: true}}
+			}
+			if diff := cmp.Diff(want, z.Hosts, addrCmp); diff != "" {
+				t.Fatalf("hosts (-want +got):\n%s", diff)
+			}
+		}
+		const boot, other = "52:54:00:dd:00:01", "52:54:00:dd:00:02"
+		m := enlist(t, s, "node-1", boot, other)
+		enlist(t, s, "node-2", "52:54:00:dd:00:03") // never gets an address
+		sn := bootSubnet(t, s, rackInput())
+		z0 := snap()
+		wantHost(z0, "")
+		if diff := cmp.Diff([]netip.Prefix{netip.MustParsePrefix("10.213.0.0/24")}, z0.Subnets, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+			t.Errorf("subnets (-want +got):\n%s", diff)
+		}
+
+		// An expired lease does not count; a current one does.
+		if _, err := s.Lease(ctx, sn.ID, boot, netip.Addr{}, time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if z := snap(); len(z.Hosts) != 0 || z.Serial != z0.Serial {
+			t.Fatalf("expired lease published: serial %d (before %d), hosts %v", z.Serial, z0.Serial, z.Hosts)
+		}
+		l, err := s.Lease(ctx, sn.ID, boot, netip.Addr{}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		z1 := snap()
+		wantHost(z1, l.IP.String())
+		if z1.Serial <= z0.Serial {
+			t.Fatalf("serial after a lease: %d, before %d", z1.Serial, z0.Serial)
+		}
+		// Another MAC of the machine is not its name's address.
+		if _, err := s.Lease(ctx, sn.ID, other, netip.Addr{}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if z := snap(); z.Serial != z1.Serial {
+			t.Fatalf("non-boot lease moved the serial: %d → %d", z1.Serial, z.Serial)
+		}
+
+		// The reservation wins over the lease.
+		if _, err := s.AddReservation(ctx, staff, boot, sn.ID, "10.213.0.50", "node-1"); err != nil {
+			t.Fatal(err)
+		}
+		z2 := snap()
+		wantHost(z2, "10.213.0.50")
+		if z2.Serial <= z1.Serial {
+			t.Fatalf("serial after a reservation: %d, before %d", z2.Serial, z1.Serial)
+		}
+		if err := s.DeleteReservation(ctx, staff, boot); err != nil {
+			t.Fatal(err)
+		}
+		z3 := snap()
+		wantHost(z3, l.IP.String())
+		if z3.Serial <= z2.Serial {
+			t.Fatalf("serial after the reservation went: %d, before %d", z3.Serial, z2.Serial)
+		}
+		if err := s.Release(ctx, sn.ID, boot); err != nil {
+			t.Fatal(err)
+		}
+		z4 := snap()
+		wantHost(z4, "")
+		if z4.Serial <= z3.Serial {
+			t.Fatalf("serial after release: %d, before %d", z4.Serial, z3.Serial)
+		}
+
+		// Deleting the machine takes its name away.
+		if _, err := s.AddReservation(ctx, staff, boot, sn.ID, "10.213.0.51", ""); err != nil {
+			t.Fatal(err)
+		}
+		z5 := snap()
+		wantHost(z5, "10.213.0.51")
+		if err := s.DeleteMachine(ctx, staffActor, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		z6 := snap()
+		wantHost(z6, "")
+		if z6.Serial <= z5.Serial {
+			t.Fatalf("serial after delete: %d, before %d", z6.Serial, z5.Serial)
+		}
+	})
+}
+
+// TestDNSSnapshotMachineSubzoneTenant keeps a tenant whose slug is the
+// machine subzone out of the zone, so it can neither shadow machine names
+// nor make the subzone visible to the WAN.
+func TestDNSSnapshotMachineSubzoneTenant(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := setup(t, s, store.MachineSubzone)
+		if f.tenant.Slug != store.MachineSubzone {
+			t.Skipf("tenant slug %q: the name is reserved elsewhere", f.tenant.Slug)
+		}
+		if _, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, store.DNSRecordInput{Name: "node-1", Type: "A", Value: "192.0.2.66"}); err != nil {
+			t.Fatal(err)
+		}
+		z, err := s.DNSSnapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(z.Records) != 0 || len(z.Hosts) != 0 {
+			t.Fatalf("published %v %v", z.Records, z.Hosts)
 		}
 	})
 }

@@ -129,6 +129,10 @@ func TestSignUp(t *testing.T) {
 		if diff := cmp.Diff(def, ten.Quota()); diff != "" {
 			t.Errorf("new tenant quota differs from defaults (-want +got):\n%s", diff)
 		}
+		reserved, _, err := s.SignUp(ctx, store.Actor{}, "Machines", "m@example.com", "h")
+		if err != nil || reserved.Slug != "machines-2" {
+			t.Errorf("tenant named Machines got slug %q (%v); the machines subzone is reserved", reserved.Slug, err)
+		}
 		ten2, _, err := s.SignUp(ctx, store.Actor{}, "ACME hosting", "b@example.com", "h")
 		if err != nil {
 			t.Fatal(err)
@@ -147,8 +151,8 @@ func TestSignUp(t *testing.T) {
 			}
 		}
 		_, total, err := s.ListTenants(ctx, "", store.Page{})
-		if err != nil || total != 2 {
-			t.Errorf("tenants after refusals = %d, %v; want 2", total, err)
+		if err != nil || total != 3 {
+			t.Errorf("tenants after refusals = %d, %v; want 3", total, err)
 		}
 	})
 }

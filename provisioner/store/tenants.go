@@ -91,6 +91,9 @@ func freeSlug(tx *gorm.DB, name string) (string, error) {
 		if i > 1 {
 			slug = fmt.Sprintf("%s-%d", base, i)
 		}
+		if slug == MachineSubzone {
+			continue // the staff subzone of bare-metal machines
+		}
 		var n int64
 		if err := tx.Model(&Tenant{}).Where("slug = ?", slug).Count(&n).Error; err != nil {
 			return "", fmt.Errorf("check tenant slug: %w", err)
