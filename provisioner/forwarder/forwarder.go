@@ -35,6 +35,11 @@ type Config struct {
 	// MaxConnsPerVM caps concurrent connections (HTTP: requests in flight)
 	// to one VM; default 256.
 	MaxConnsPerVM int
+	// MaxConns caps the client connections each front end (HTTP, TLS)
+	// holds at once, whatever their state, so that many slow clients cannot
+	// run the process out of file descriptors; default 4096. Further
+	// clients wait in the kernel's accept queue.
+	MaxConns int
 	// IdleTimeout ends connections that carried nothing for this long;
 	// default 5 min.
 	IdleTimeout time.Duration
@@ -82,6 +87,9 @@ func New(cfg Config, src Routes, log *slog.Logger) (*Forwarder, error) {
 	}
 	if cfg.MaxConnsPerVM <= 0 {
 		cfg.MaxConnsPerVM = 256
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 4096
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 5 * time.Minute

@@ -90,7 +90,7 @@ func (h *HTTPFront) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(h.f.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(limitListener(ln, h.f.cfg.MaxConns)) }()
 	select {
 	case err := <-errc:
 		return err
