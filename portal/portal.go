@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*S
 	if err != nil {
 		return nil, fmt.Errorf("prepare password check: %w", err)
 	}
-	box, err := bmcSecretBox(ctx, st)
+	box, err := secret.SharedBox(ctx, st, secret.BMCKeySetting)
 	if err != nil {
 		return nil, err
 	}
@@ -159,26 +159,4 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	}
-}
-
-// bmcSecretBox loads (creating on first use) the key BMC passwords are
-// sealed with, shared by every process on the database.
-func bmcSecretBox(ctx context.Context, st *store.Store) (*secret.Box, error) {
-	enc, err := st.Secret(ctx, "bmc_encryption_key", func() string {
-		b := make([]byte, secret.KeySize)
-		_, _ = rand.Read(b)
-		return base64.StdEncoding.EncodeToString(b)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load bmc encryption key: %w", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil {
-		return nil, errors.New("bmc encryption key in the database is damaged")
-	}
-	box, err := secret.NewBox(key)
-	if err != nil {
-		return nil, fmt.Errorf("bmc encryption key: %w", err)
-	}
-	return box, nil
 }

@@ -223,6 +223,11 @@ func TestEndToEndBoot(t *testing.T) {
 		LastError string `json:"last_error"`
 	}
 	cust.must("POST", "/vms", map[string]any{"name": "e2e-web", "plan": "nano", "image": "debian-12-mini", "ssh_keys": []string{k.ID}}, &vm, 201)
+	t.Cleanup(func() {
+		// After a failure the guest may still run; leave nothing behind.
+		_ = exec.Command("virsh", "-c", "qemu:///system", "destroy", "fibrix-"+vm.ID).Run()
+		_ = exec.Command("virsh", "-c", "qemu:///system", "undefine", "fibrix-"+vm.ID).Run()
+	})
 
 	deadline = time.Now().Add(2 * time.Minute)
 	for vm.State != "running" || vm.IP == "" {
@@ -308,6 +313,32 @@ Host *
 	out, err = exec.Command("ssh", "-F", sshConfig, "-J", "gw", "debian@e2e-web.e2e-shop.cloud.internal", "hostname").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "e2e-web" {
 		t.Errorf("ssh through the gateway: %v\n%s", err, out)
+	}
+
+	// A customer port forward on the public address reaches the guest too.
+	var fw struct {
+		PublicPort int    `json:"public_port"`
+		Address    string `json:"address"`
+	}
+	cust.must("POST", "/forwards", map[string]any{"vm": vm.ID, "target_port": 22}, &fw, 201)
+	fwHosts := filepath.Join(keyDir, "known_hosts_forward")
+	var fh strings.Builder
+	for _, hk := range hostKeys {
+		fmt.Fprintf(&fh, "[127.0.0.1]:%d %s\n", fw.PublicPort, hk)
+	}
+	if err := os.WriteFile(fwHosts, []byte(fh.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		out, err = exec.Command("ssh", "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+			"-o", "UserKnownHostsFile="+fwHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5",
+			"-p", fmt.Sprint(fw.PublicPort), "debian@127.0.0.1", "hostname").CombinedOutput()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || strings.TrimSpace(string(out)) != "e2e-web" {
+		t.Errorf("ssh through the port forward %s: %v\n%s", fw.Address, err, out)
 	}
 	t.Logf("order → running: %s; order → SSH login with the customer's key: %s", running.Round(time.Second), ready.Round(time.Second))
 	if dir := os.Getenv("FIBRIX_ARTIFACTS"); dir != "" {

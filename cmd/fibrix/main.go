@@ -183,13 +183,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	sessionTTL := fs.Duration("session-ttl", 12*time.Hour, "how long a sign-in lasts")
 	zone := fs.String("zone", "cloud.internal", "DNS zone of VM names: <vm>.<tenant>.<zone>")
 	placement := fs.String("placement", "spread", "where new VMs go: spread (emptiest host first) or pack (fullest host that fits)")
-	roles := fs.String("roles", "portal,provisioner", "what this process runs: portal, provisioner, or both (comma-separated)")
+	roles := fs.String("roles", "portal,provisioner", "what this process runs, comma-separated: portal, provisioner, rack (the PXE boot stack alone, for a rack-only server)")
 	var prov provisionerFlags
 	prov.register(fs)
 	var dnsf dnsFlags
 	dnsf.register(fs)
 	var fwd forwardFlags
 	fwd.register(fs)
+	var boot bootFlags
+	boot.register(fs)
+	gatewayPublic := fs.String("ssh-gateway-address", "127.0.0.1:2222", "gateway address customers are told to use (host[:port]; the public address in production)")
+	publicAddress := fs.String("public-address", "127.0.0.1", "the ISP's public address, where customers' port forwards are reached")
 	gatewayListen := fs.String("ssh-gateway-listen", "127.0.0.1:2222", "address of the SSH gateway customers jump through to their VMs (empty: off)")
 	bootstrap := fs.String("bootstrap-email", "admin@fibrix.local", "email of the staff account created on first start")
 	if err := applyEnv(fs); err != nil {
@@ -201,6 +205,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	run, err := parseRoles(*roles)
 	if err != nil {
 		return err
+	}
+	var bootStack *bootPlan
+	if run["provisioner"] || run["rack"] {
+		if bootStack, err = boot.plan(*listen); err != nil {
+			return err
+		}
+	}
+	if run["rack"] && bootStack == nil {
+		return errors.New("--roles rack runs the PXE boot stack: set --boot-interface")
 	}
 	strategy, err := capacity.ParseStrategy(*placement)
 	if err != nil {
@@ -231,10 +244,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
+	fwdMin, fwdMax, err := fwd.ports()
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if run["portal"] {
 		if err := startPortal(gctx, g, st, portalOptions{listen: *listen, publicURL: *publicURL, secure: *secure,
-			trustProxy: *trustProxy, sessionTTL: *sessionTTL, zone: *zone, bootstrap: *bootstrap}, stdout, log); err != nil {
+			trustProxy: *trustProxy, sessionTTL: *sessionTTL, zone: *zone, bootstrap: *bootstrap,
+			gatewayAddress: *gatewayPublic, publicAddress: *publicAddress, forwardMin: fwdMin, forwardMax: fwdMax}, stdout, log); err != nil {
 			stop()
 			_ = g.Wait()
 			return err
@@ -261,6 +279,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			_ = g.Wait()
 			return err
 		}
+		startMachineWorker(gctx, g, st, log)
+	}
+	if bootStack != nil {
+		if err := startBoot(gctx, g, st, bootStack, log); err != nil {
+			stop()
+			_ = g.Wait()
+			return err
+		}
 	}
 	log.Info("fibrix serving", "version", version, "roles", *roles, "database", st.Dialect())
 	err = g.Wait()
@@ -273,15 +299,15 @@ func parseRoles(s string) (map[string]bool, error) {
 	run := map[string]bool{}
 	for _, r := range strings.Split(s, ",") {
 		switch r = strings.TrimSpace(r); r {
-		case "portal", "provisioner":
+		case "portal", "provisioner", "rack":
 			run[r] = true
 		case "":
 		default:
-			return nil, fmt.Errorf("--roles: unknown role %q; use portal, provisioner or both", r)
+			return nil, fmt.Errorf("--roles: unknown role %q; use portal, provisioner and/or rack", r)
 		}
 	}
 	if len(run) == 0 {
-		return nil, errors.New("--roles: name at least one of portal, provisioner")
+		return nil, errors.New("--roles: name at least one of portal, provisioner, rack")
 	}
 	return run, nil
 }
@@ -290,6 +316,9 @@ type portalOptions struct {
 	listen, publicURL, zone, bootstrap string
 	secure, trustProxy                 bool
 	sessionTTL                         time.Duration
+	// What customers are told: where the gateway and their forwards are.
+	gatewayAddress, publicAddress string
+	forwardMin, forwardMax        int
 }
 
 // startPortal opens the portal's listener, makes sure a staff account
@@ -304,7 +333,8 @@ func startPortal(ctx context.Context, g *errgroup.Group, st *store.Store, o port
 		base = "http://" + ln.Addr().String()
 	}
 	srv, err := portal.New(ctx, portal.Config{PublicURL: strings.TrimRight(base, "/"), SecureCookies: o.secure,
-		SessionTTL: o.sessionTTL, TrustProxy: o.trustProxy, Version: version, Zone: o.zone}, st, log)
+		SessionTTL: o.sessionTTL, TrustProxy: o.trustProxy, Version: version, Zone: o.zone,
+		GatewayAddress: o.gatewayAddress, PublicAddress: o.publicAddress, ForwardPortMin: o.forwardMin, ForwardPortMax: o.forwardMax}, st, log)
 	if err != nil {
 		ln.Close()
 		return err

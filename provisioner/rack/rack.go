@@ -1,0 +1,319 @@
+// Package rack is the provisioner's side of bare metal: it tells the boot
+// stack what each machine should boot, and its worker carries out power
+// commands, watches power state and fails machines stuck in a phase.
+package rack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/fibrixcloud/fibrix/provisioner/netboot"
+	"github.com/fibrixcloud/fibrix/provisioner/power"
+	"github.com/fibrixcloud/fibrix/provisioner/secret"
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// BootStore is what Machines needs from the database.
+type BootStore interface {
+	BootState(ctx context.Context, mac string) (store.MachineBootState, error)
+	IssueAgentToken(ctx context.Context, machineID string) (string, error)
+}
+
+// Machines answers the boot stack's questions from the database.
+type Machines struct {
+	st BootStore
+}
+
+// NewMachines returns the boot stack's view of the machines in st.
+func NewMachines(st BootStore) *Machines { return &Machines{st: st} }
+
+// BootState says what a MAC's machine should boot. For a machine whose
+// boot environment reports back it issues a fresh one-time token, so every
+// fetch of the boot script rotates the token and only the latest works.
+func (m *Machines) BootState(ctx context.Context, mac string) (netboot.Boot, error) {
+	b, err := m.st.BootState(ctx, mac)
+	if err != nil || !b.Known {
+		return netboot.Boot{}, err
+	}
+	out := netboot.Boot{Known: true, MachineID: b.MachineID, Name: b.Name, State: b.State}
+	switch b.State {
+	case store.MachineCommissioning, store.MachineDeploying, store.MachineReleasing:
+		tok, err := m.st.IssueAgentToken(ctx, b.MachineID)
+		if errors.Is(err, store.ErrInvalidTransition) {
+			// It left the phase between the two reads: boot what it is now.
+			return m.BootState(ctx, mac)
+		}
+		if err != nil {
+			return netboot.Boot{}, err
+		}
+		out.AgentToken = tok
+	}
+	return out, nil
+}
+
+// WorkStore is what the Worker needs from the database.
+type WorkStore interface {
+	PowerJobs(ctx context.Context, since time.Time) ([]store.PowerJob, error)
+	RecordPowerResult(ctx context.Context, r store.PowerResult) error
+	MachinesToPoll(ctx context.Context, before time.Time) ([]store.Machine, error)
+	RecordPowerState(ctx context.Context, machineID, state string) (bool, error)
+	ExpireStaleMachines(ctx context.Context, at time.Time, commissioning, deploying, releasing time.Duration) (int, error)
+	secret.Settings
+}
+
+// DriverFunc builds one machine's power driver; power.New in production.
+type DriverFunc func(cfg power.Config, log *slog.Logger) (power.Stater, error)
+
+// Config is how the Worker behaves; zero values take the defaults.
+type Config struct {
+	// Interval is how often the worker looks for work (default 5s).
+	Interval time.Duration
+	// PollInterval is how often each machine's power state is read
+	// (default 1m).
+	PollInterval time.Duration
+	// RequestMaxAge is how old a staff power request or a phase entry may
+	// be and still be acted on (default 10m): work asked for while no
+	// worker ran must not switch a machine off or reboot it hours later.
+	RequestMaxAge time.Duration
+	// Phase timeouts (defaults 30m, 60m, 30m).
+	Commissioning, Deploying, Releasing time.Duration
+	// CommandTimeout bounds one power command (default 2m).
+	CommandTimeout time.Duration
+	// NewDriver builds drivers (default power.New).
+	NewDriver DriverFunc
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Interval, 5*time.Second)
+	def(&c.PollInterval, time.Minute)
+	def(&c.RequestMaxAge, 10*time.Minute)
+	def(&c.Commissioning, 30*time.Minute)
+	def(&c.Deploying, 60*time.Minute)
+	def(&c.Releasing, 30*time.Minute)
+	def(&c.CommandTimeout, 2*time.Minute)
+	if c.NewDriver == nil {
+		c.NewDriver = power.New
+	}
+}
+
+// Worker carries out machines' power work.
+type Worker struct {
+	st  WorkStore
+	cfg Config
+	log *slog.Logger
+	box *secret.Box // loaded on first need
+}
+
+// NewWorker returns a worker over st.
+func NewWorker(st WorkStore, cfg Config, log *slog.Logger) *Worker {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{st: st, cfg: cfg, log: log}
+}
+
+// Serve runs passes until ctx is cancelled.
+func (w *Worker) Serve(ctx context.Context) error {
+	t := time.NewTicker(w.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := w.Pass(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("machine work pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Pass does one round: pending power commands, due power polls and phase
+// timeouts.
+func (w *Worker) Pass(ctx context.Context) error {
+	at := time.Now()
+	jobs, err := w.st.PowerJobs(ctx, at.Add(-w.cfg.RequestMaxAge))
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if err := w.run(ctx, j); err != nil {
+			return err
+		}
+	}
+	due, err := w.st.MachinesToPoll(ctx, at.Add(-w.cfg.PollInterval))
+	if err != nil {
+		return err
+	}
+	for _, m := range due {
+		if err := w.poll(ctx, m); err != nil {
+			return err
+		}
+	}
+	n, err := w.st.ExpireStaleMachines(ctx, at, w.cfg.Commissioning, w.cfg.Deploying, w.cfg.Releasing)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		w.log.Info("machines timed out of their phase", "count", n)
+	}
+	return nil
+}
+
+// driver builds m's power driver; the caller closes it with closeDriver.
+func (w *Worker) driver(ctx context.Context, m store.Machine, log *slog.Logger) (power.Stater, error) {
+	var pw string
+	if m.PowerSecret != "" {
+		if w.box == nil {
+			box, err := secret.SharedBox(ctx, w.st, secret.BMCKeySetting)
+			if err != nil {
+				return nil, err
+			}
+			w.box = box
+		}
+		var err error
+		if pw, err = w.box.Open(m.PowerSecret); err != nil {
+			return nil, fmt.Errorf("the stored BMC password cannot be decrypted; enter it again: %w", err)
+		}
+	}
+	return w.cfg.NewDriver(power.Config{Type: m.PowerType, Params: m.Params(), Secret: pw}, log)
+}
+
+func closeDriver(d power.Stater) {
+	if c, ok := d.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// run carries out one job and records its result; only a failure to record
+// is returned, the driver's errors go to the timeline.
+func (w *Worker) run(ctx context.Context, j store.PowerJob) error {
+	log := w.log.With("machine", j.Machine.Name, "action", j.Action)
+	res := store.PowerResult{MachineID: j.Machine.ID, EventID: j.EventID, OK: true}
+	d, err := w.driver(ctx, j.Machine, log)
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.CommandTimeout)
+		res.Message, err = execute(cctx, d, j.Action)
+		if err == nil {
+			if st, serr := d.PowerState(cctx); serr == nil && st != power.Unknown {
+				res.State = string(st)
+			}
+		}
+		cancel()
+		closeDriver(d)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: leave the job for the next start
+	}
+	if err != nil {
+		res.OK, res.Message = false, describe(j.Action)+" failed: "+err.Error()
+		log.Warn("power command failed", "err", err)
+	} else {
+		log.Info("power command done", "power_state", res.State)
+	}
+	return w.st.RecordPowerResult(ctx, res)
+}
+
+func describe(action string) string {
+	switch action {
+	case store.PowerPXECycle:
+		return "network boot"
+	case store.MachinePowerOn:
+		return "power on"
+	case store.MachinePowerOff:
+		return "power off"
+	case store.MachinePowerCycle:
+		return "power cycle"
+	}
+	return action
+}
+
+// execute carries out one power action with the driver's abilities and
+// says what it did.
+func execute(ctx context.Context, d power.Stater, action string) (string, error) {
+	onOff, _ := d.(power.OnOffer)
+	cycle := func() error {
+		if c, ok := d.(power.Cycler); ok {
+			return c.PowerCycle(ctx)
+		}
+		if onOff == nil {
+			return errors.New("this power driver cannot switch the machine on")
+		}
+		// Without a cycle: switch on when off, else off and on.
+		if st, err := d.PowerState(ctx); err == nil && st == power.On {
+			if err := onOff.PowerOff(ctx); err != nil {
+				return err
+			}
+		}
+		return onOff.PowerOn(ctx)
+	}
+	switch action {
+	case store.PowerPXECycle:
+		msg := "powered on to boot from the network"
+		if b, ok := d.(power.BootDeviceSetter); ok {
+			if err := b.SetBootDevice(ctx, power.PXE, false, false); err != nil {
+				return "", fmt.Errorf("set next boot to PXE: %w", err)
+			}
+			msg = "next boot set to PXE and powered on"
+		}
+		return msg, cycle()
+	case store.MachinePowerCycle:
+		return "power cycled", cycle()
+	case store.MachinePowerOn, store.MachinePowerOff:
+		if onOff == nil {
+			return "", errors.New("this power driver cannot switch the machine on and off")
+		}
+		if action == store.MachinePowerOn {
+			return "powered on", onOff.PowerOn(ctx)
+		}
+		return "powered off", onOff.PowerOff(ctx)
+	}
+	return "", fmt.Errorf("unknown power action %q", action)
+}
+
+// poll reads m's power state and records it, with drift when it changed
+// behind our back.
+func (w *Worker) poll(ctx context.Context, m store.Machine) error {
+	log := w.log.With("machine", m.Name)
+	var state string
+	d, err := w.driver(ctx, m, log)
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.CommandTimeout)
+		var st power.State
+		st, err = d.PowerState(cctx)
+		cancel()
+		closeDriver(d)
+		if err == nil && st != power.Unknown {
+			state = string(st)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		// Marked as checked all the same, so a dead BMC is asked once per
+		// poll interval, not on every pass.
+		log.Warn("reading power state failed", "err", err)
+	}
+	drift, err := w.st.RecordPowerState(ctx, m.ID, state)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // deleted meanwhile
+		}
+		return err
+	}
+	if drift {
+		log.Warn("power state drifted", "power_state", state, "was", m.PowerState)
+	}
+	return nil
+}
