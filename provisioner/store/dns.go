@@ -359,12 +359,6 @@ func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 		return z, fmt.Errorf("load vm addresses: %w", err)
 	}
 	for _, h := range hosts {
-		if h.Slug == MachineSubzone {
-			// A tenant slugged like the machines' subzone would shadow
-			// staff names and reveal the subzone to the WAN.
-			s.log.Warn("skipping vm of a tenant named like the machine subzone in dns", "vm", h.Name, "tenant", h.Slug)
-			continue
-		}
 		ip, err := netip.ParseAddr(h.IP)
 		if err != nil {
 			s.log.Warn("skipping vm with an invalid address in dns", "vm", h.Name, "tenant", h.Slug, "ip", h.IP)
@@ -382,10 +376,6 @@ func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 		return z, fmt.Errorf("load dns records: %w", err)
 	}
 	for _, r := range recs {
-		if r.Slug == MachineSubzone {
-			s.log.Warn("skipping dns record of a tenant named like the machine subzone", "record", r.Name, "tenant", r.Slug)
-			continue
-		}
 		z.Records = append(z.Records, DNSZoneRecord{TenantSlug: r.Slug, DNSRecord: r.DNSRecord})
 	}
 	machines, err := s.machineHosts(db)

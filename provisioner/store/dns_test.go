@@ -300,26 +300,3 @@ func TestDNSSnapshotMachines(t *testing.T) {
 		}
 	})
 }
-
-// TestDNSSnapshotMachineSubzoneTenant keeps a tenant whose slug is the
-// machine subzone out of the zone, so it can neither shadow machine names
-// nor make the subzone visible to the WAN.
-func TestDNSSnapshotMachineSubzoneTenant(t *testing.T) {
-	eachDB(t, func(t *testing.T, s *store.Store) {
-		ctx := context.Background()
-		f := setup(t, s, store.MachineSubzone)
-		if f.tenant.Slug != store.MachineSubzone {
-			t.Skipf("tenant slug %q: the name is reserved elsewhere", f.tenant.Slug)
-		}
-		if _, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, store.DNSRecordInput{Name: "node-1", Type: "A", Value: "192.0.2.66"}); err != nil {
-			t.Fatal(err)
-		}
-		z, err := s.DNSSnapshot(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(z.Records) != 0 || len(z.Hosts) != 0 {
-			t.Fatalf("published %v %v", z.Records, z.Hosts)
-		}
-	})
-}
