@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fibrixcloud/fibrix/provisioner/engine"
@@ -92,9 +93,14 @@ type Reconciler struct {
 	st     *store.Store
 	hosts  Hosts
 	images Images
-	cfg    Config
-	log    *slog.Logger
-	owner  string
+	// uploaded remembers which base volumes this process has verified on
+	// which host ("host/pool/volume"), so that an image is not read back
+	// on every pass; a failed compose forgets the host's entries.
+	uploadedMu sync.Mutex
+	uploaded   map[string]bool
+	cfg        Config
+	log        *slog.Logger
+	owner      string
 }
 
 // New builds a reconciler; owner is the engine's lease owner name, which
@@ -103,7 +109,7 @@ func New(st *store.Store, hosts Hosts, images Images, cfg Config, owner string, 
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return &Reconciler{st: st, hosts: hosts, images: images, cfg: cfg, log: log, owner: owner}, nil
+	return &Reconciler{st: st, hosts: hosts, images: images, cfg: cfg, log: log, owner: owner, uploaded: map[string]bool{}}, nil
 }
 
 // pass is the state of one reconcile pass over one VM.
@@ -241,6 +247,9 @@ func (r *Reconciler) compose(ctx context.Context, p *pass, imageMsg, diskMsg str
 	err = r.step(ctx, p, "disk", diskMsg, func(ctx context.Context) error {
 		var err error
 		diskPath, err = p.hv.EnsureDisk(ctx, p.host.StoragePool, diskName(p.vm.ID), baseName(p.image.Checksum, ".qcow2"), p.vm.DiskGiB)
+		if err != nil {
+			r.forgetHost(p.host.ID) // the base volume may have gone behind our back
+		}
 		return err
 	})
 	if err != nil {
@@ -287,6 +296,10 @@ func (r *Reconciler) ensureImage(ctx context.Context, p *pass) (bootFiles, error
 			struct{ url, sum, name string }{p.image.InitrdURL, p.image.InitrdChecksum, baseName(p.image.InitrdChecksum, ".initrd")})
 	}
 	for _, f := range files {
+		key := p.host.ID + "/" + p.host.StoragePool + "/" + f.name
+		if r.isUploaded(key) {
+			continue
+		}
 		local, err := r.images.Fetch(ctx, f.url, f.sum)
 		if err != nil {
 			return bootFiles{}, err
@@ -294,6 +307,7 @@ func (r *Reconciler) ensureImage(ctx context.Context, p *pass) (bootFiles, error
 		if err := p.hv.EnsureBaseVolume(ctx, p.host.StoragePool, f.name, local, strings.TrimPrefix(f.sum, "sha256:")); err != nil {
 			return bootFiles{}, err
 		}
+		r.markUploaded(key)
 	}
 	if len(files) == 1 {
 		return bootFiles{}, nil
@@ -303,6 +317,30 @@ func (r *Reconciler) ensureImage(ctx context.Context, p *pass) (bootFiles, error
 		return bootFiles{}, err
 	}
 	return bootFiles{kernel: dir + "/" + files[1].name, initrd: dir + "/" + files[2].name}, nil
+}
+
+func (r *Reconciler) isUploaded(key string) bool {
+	r.uploadedMu.Lock()
+	defer r.uploadedMu.Unlock()
+	return r.uploaded[key]
+}
+
+func (r *Reconciler) markUploaded(key string) {
+	r.uploadedMu.Lock()
+	defer r.uploadedMu.Unlock()
+	r.uploaded[key] = true
+}
+
+// forgetHost makes the next pass verify the host's base volumes again, for
+// example after a disk could not be created from one.
+func (r *Reconciler) forgetHost(hostID string) {
+	r.uploadedMu.Lock()
+	defer r.uploadedMu.Unlock()
+	for k := range r.uploaded {
+		if strings.HasPrefix(k, hostID+"/") {
+			delete(r.uploaded, k)
+		}
+	}
 }
 
 func poolPath(ctx context.Context, p *pass) (string, error) {
