@@ -135,20 +135,13 @@ func (s *Store) ListTenants(ctx context.Context, search string, p Page) ([]Tenan
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("count tenants: %w", err)
 	}
-	var ts []Tenant
-	if err := p.apply(q.Order("created_at DESC, id")).Find(&ts).Error; err != nil {
+	var out []TenantSummary
+	err := p.apply(q.Select("tenants.*, "+
+		"COALESCE((SELECT u.email FROM users u WHERE u.tenant_id = tenants.id AND u.role = ? ORDER BY u.created_at LIMIT 1), '') AS owner_email, "+
+		"(SELECT COUNT(*) FROM vms v WHERE v.tenant_id = tenants.id AND v.deleted_at IS NULL) AS vm_count", RoleOwner).
+		Order("created_at DESC, id")).Scan(&out).Error
+	if err != nil {
 		return nil, 0, fmt.Errorf("list tenants: %w", err)
-	}
-	out := make([]TenantSummary, len(ts))
-	for i, t := range ts {
-		out[i].Tenant = t
-		db := s.db.WithContext(ctx)
-		if err := db.Model(&User{}).Where("tenant_id = ? AND role = ?", t.ID, RoleOwner).Order("created_at").Limit(1).Pluck("email", &out[i].OwnerEmail).Error; err != nil {
-			return nil, 0, fmt.Errorf("load tenant owner: %w", err)
-		}
-		if err := db.Model(&VM{}).Where("tenant_id = ? AND deleted_at IS NULL", t.ID).Count(&out[i].VMCount).Error; err != nil {
-			return nil, 0, fmt.Errorf("count tenant vms: %w", err)
-		}
 	}
 	return out, int(total), nil
 }
