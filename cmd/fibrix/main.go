@@ -361,7 +361,7 @@ func bootstrapStaff(ctx context.Context, st *store.Store, email, base string, st
 		return nil
 	}
 	pw := generatePassword()
-	hash, err := bcrypt.GenerateFromPassword([]byte(pw), 12)
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), passwordCost)
 	if err != nil {
 		return err
 	}
@@ -423,46 +423,61 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *common, *string, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
-	email := fs.String("email", "", "the account's email address")
-	password := fs.String("password", env("FIBRIX_ADMIN_PASSWORD", ""), "the password (at least 10 characters; or FIBRIX_ADMIN_PASSWORD)")
-	return fs, &c, email, password
+// passwordCost is the bcrypt cost of passwords set from the command line,
+// the portal's default too.
+const passwordCost = 12
+
+// adminCommand holds what every admin subcommand reads: the common database
+// settings and the account's email and password.
+type adminCommand struct {
+	fs              *flag.FlagSet
+	c               common
+	email, password *string
 }
 
-func checkPasswordFlag(pw string) error {
-	if len(pw) < 10 || len(pw) > 72 {
-		return errors.New("--password must be 10 to 72 characters")
+func newAdminCommand(name string, stderr io.Writer) *adminCommand {
+	a := &adminCommand{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	a.fs.SetOutput(stderr)
+	a.c.register(a.fs)
+	a.email = a.fs.String("email", "", "the account's email address")
+	a.password = a.fs.String("password", env("FIBRIX_ADMIN_PASSWORD", ""), "the password (at least 10 characters; or FIBRIX_ADMIN_PASSWORD)")
+	return a
+}
+
+// start parses the flags, checks the password, opens the database (which
+// must have the current schema) and hashes the password.
+func (a *adminCommand) start(ctx context.Context, args []string, stderr io.Writer) (*store.Store, string, error) {
+	if err := applyEnv(a.fs); err != nil {
+		return nil, "", err
 	}
-	return nil
+	if err := a.fs.Parse(args); err != nil {
+		return nil, "", err
+	}
+	if len(*a.password) < 10 || len(*a.password) > 72 {
+		return nil, "", errors.New("--password must be 10 to 72 characters")
+	}
+	st, err := a.c.openCurrent(ctx, stderr)
+	if err != nil {
+		return nil, "", err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(*a.password), passwordCost)
+	if err != nil {
+		st.Close()
+		return nil, "", err
+	}
+	return st, string(hash), nil
 }
 
 func cmdCreateStaff(args []string, stdout, stderr io.Writer) error {
-	fs, c, email, password := adminFlags("admin create-staff", stderr)
-	role := fs.String("role", "admin", "admin, operator or auditor")
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := checkPasswordFlag(*password); err != nil {
-		return err
-	}
+	a := newAdminCommand("admin create-staff", stderr)
+	role := a.fs.String("role", "admin", "admin, operator or auditor")
 	ctx := context.Background()
-	st, err := c.openCurrent(ctx, stderr)
+	st, hash, err := a.start(ctx, args, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	hash, err := bcrypt.GenerateFromPassword([]byte(*password), 12)
-	if err != nil {
-		return err
-	}
-	u, err := st.CreateStaff(ctx, store.Actor{Email: "cli"}, *email, string(hash), *role)
+	u, err := st.CreateStaff(ctx, store.Actor{Email: "cli"}, *a.email, hash, *role)
 	if err != nil {
 		return err
 	}
@@ -471,31 +486,18 @@ func cmdCreateStaff(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdSetPassword(args []string, stdout, stderr io.Writer) error {
-	fs, c, email, password := adminFlags("admin set-password", stderr)
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := checkPasswordFlag(*password); err != nil {
-		return err
-	}
+	a := newAdminCommand("admin set-password", stderr)
 	ctx := context.Background()
-	st, err := c.openCurrent(ctx, stderr)
+	st, hash, err := a.start(ctx, args, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := st.GetUserByEmail(ctx, *email)
+	u, err := st.GetUserByEmail(ctx, *a.email)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *email, err)
+		return fmt.Errorf("%s: %w", *a.email, err)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(*password), 12)
-	if err != nil {
-		return err
-	}
-	if err := st.ChangePassword(ctx, store.Actor{Email: "cli"}, u.ID, string(hash)); err != nil {
+	if err := st.ChangePassword(ctx, store.Actor{Email: "cli"}, u.ID, hash); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "password of %s changed; their other sessions have ended\n", u.Email)
