@@ -200,16 +200,38 @@ func (s *Store) GetBootSubnet(ctx context.Context, idOrName string) (BootSubnet,
 	return sn, nil
 }
 
+// loadBootSubnet reads one boot subnet by id.
+func loadBootSubnet(db *gorm.DB, id string) (BootSubnet, error) {
+	var sn BootSubnet
+	if err := db.Where("id = ?", id).Take(&sn).Error; err != nil {
+		if errIsNotFound(err) {
+			return sn, notFound("boot subnet")
+		}
+		return sn, fmt.Errorf("load boot subnet: %w", err)
+	}
+	return sn, nil
+}
+
+// loadBootNet reads one boot subnet by id with its parsed network.
+func loadBootNet(db *gorm.DB, id string) (BootSubnet, BootNet, error) {
+	sn, err := loadBootSubnet(db, id)
+	if err != nil {
+		return sn, BootNet{}, err
+	}
+	n, err := sn.Net()
+	if err != nil {
+		return sn, BootNet{}, fmt.Errorf("boot subnet %s: %w", sn.Name, err)
+	}
+	return sn, n, nil
+}
+
 // DeleteBootSubnet removes a boot subnet with its reservations and leases.
 func (s *Store) DeleteBootSubnet(ctx context.Context, a Actor, id string) error {
 	t := &Target{Type: "boot_subnet", ID: id}
 	return s.change(ctx, a, "boot_subnet.delete", t, func(tx *gorm.DB) error {
-		var sn BootSubnet
-		if err := tx.Where("id = ?", id).Take(&sn).Error; err != nil {
-			if errIsNotFound(err) {
-				return notFound("boot subnet")
-			}
-			return fmt.Errorf("load boot subnet: %w", err)
+		sn, err := loadBootSubnet(tx, id)
+		if err != nil {
+			return err
 		}
 		t.Name = sn.Name
 		// Explicit deletes: the cascade needs foreign keys on in SQLite.
@@ -279,16 +301,9 @@ func (s *Store) AddReservation(ctx context.Context, a Actor, mac, subnetID, ip, 
 		if !hostnameOK(hostname) {
 			return E(ErrInvalid, "hostname", "use up to 63 lower-case letters, digits or inner dashes")
 		}
-		var sn BootSubnet
-		if err := tx.Where("id = ?", subnetID).Take(&sn).Error; err != nil {
-			if errIsNotFound(err) {
-				return notFound("boot subnet")
-			}
-			return fmt.Errorf("load boot subnet: %w", err)
-		}
-		n, err := sn.Net()
+		sn, n, err := loadBootNet(tx, subnetID)
 		if err != nil {
-			return fmt.Errorf("boot subnet %s: %w", sn.Name, err)
+			return err
 		}
 		addr, err := netip.ParseAddr(strings.TrimSpace(ip))
 		switch {
@@ -645,16 +660,9 @@ func (s *Store) Decline(ctx context.Context, subnetID, mac string, ip netip.Addr
 		return err
 	}
 	db := s.db.WithContext(ctx)
-	var sn BootSubnet
-	if err := db.Where("id = ?", subnetID).Take(&sn).Error; err != nil {
-		if errIsNotFound(err) {
-			return notFound("boot subnet")
-		}
-		return fmt.Errorf("load boot subnet: %w", err)
-	}
-	n, err := sn.Net()
+	sn, n, err := loadBootNet(db, subnetID)
 	if err != nil {
-		return fmt.Errorf("boot subnet %s: %w", sn.Name, err)
+		return err
 	}
 	if !n.InRange(ip) {
 		return E(ErrInvalid, "ip", ip.String()+" is not in the dynamic range of "+sn.Name)
