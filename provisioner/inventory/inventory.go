@@ -79,15 +79,22 @@ type BMC struct {
 }
 
 // DeployPlan is the answer to GET /api/agent/v1/deploy?token=…: which image
-// to write to which disk. The image is raw or gzip-compressed raw (qcow2 is
-// not supported); SHA256 is over the bytes as served, so over the compressed
-// file for a gzip image.
+// to write to which disk, and the cloud-init seed to leave on it. The image
+// is raw or gzip-compressed raw (qcow2 is not supported) with a partition
+// table and an ext4 root filesystem; SHA256 is over the bytes as served, so
+// over the compressed file for a gzip image.
 type DeployPlan struct {
-	ImageURL string   `json:"image_url"`
-	SHA256   string   `json:"sha256"`
-	Disk     string   `json:"disk"`
-	Hostname string   `json:"hostname"`
-	SSHKeys  []string `json:"ssh_keys"`
+	ImageURL string `json:"image_url"`
+	SHA256   string `json:"sha256"`
+	Disk     string `json:"disk"`
+	// InstanceID is cloud-init's instance-id; it changes with every deploy,
+	// so cloud-init runs its first-boot modules again.
+	InstanceID string `json:"instance_id"`
+	// Hostname is the machine's name.
+	Hostname string `json:"hostname"`
+	// SSHKeys are the public keys (authorized_keys lines) of the image's
+	// default user.
+	SSHKeys []string `json:"ssh_keys"`
 }
 
 // DeployResult is what a deploy wrote.
@@ -95,4 +102,11 @@ type DeployResult struct {
 	Disk         string `json:"disk"`
 	BytesWritten int64  `json:"bytes_written"`
 	SHA256       string `json:"sha256"`
+	// SeedPartition is the partition the cloud-init seed was written to
+	// (e.g. vda1).
+	SeedPartition string `json:"seed_partition,omitempty"`
+	// SSHHostKey is the public half (authorized_keys format, no comment) of
+	// the ed25519 host key the agent generated and put in the seed: the key
+	// the deployed system's sshd will present.
+	SSHHostKey string `json:"ssh_host_key,omitempty"`
 }
