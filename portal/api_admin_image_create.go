@@ -14,6 +14,8 @@ type imageRequest struct {
 	SourceURL *string `json:"source_url"`
 	Checksum  *string `json:"checksum"`
 	Enabled   *bool   `json:"enabled"`
+	// Kind is vm (default on create; unchanged on update when absent) or machine.
+	Kind string `json:"kind"`
 	// Optional direct boot for images without a boot loader.
 	KernelURL      string `json:"kernel_url"`
 	KernelChecksum string `json:"kernel_checksum"`
@@ -35,7 +37,7 @@ func (r imageRequest) input(needEnabled bool) (store.ImageInput, error) {
 		return store.ImageInput{}, errMissing("enabled")
 	}
 	in := store.ImageInput{Name: *r.Name, OS: *r.OS, Version: *r.Version, SourceURL: *r.SourceURL, Checksum: *r.Checksum,
-		KernelURL: r.KernelURL, KernelChecksum: r.KernelChecksum, InitrdURL: r.InitrdURL, InitrdChecksum: r.InitrdChecksum, Enabled: true}
+		KernelURL: r.KernelURL, KernelChecksum: r.KernelChecksum, InitrdURL: r.InitrdURL, InitrdChecksum: r.InitrdChecksum, Kind: r.Kind, Enabled: true}
 	if r.Enabled != nil {
 		in.Enabled = *r.Enabled
 	}

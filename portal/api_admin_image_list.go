@@ -3,7 +3,7 @@ package portal
 import "github.com/gofiber/fiber/v2"
 
 func (s *Server) apiAdminImageList(c *fiber.Ctx) error {
-	images, err := s.store.ListImages(c.UserContext(), false)
+	images, err := s.store.ListImages(c.UserContext(), false, "")
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,9 @@ type machineDetailJSON struct {
 	machineJSON
 	DeployImageID string             `json:"deploy_image_id"`
 	DeployDisk    string             `json:"deploy_disk"`
+	DeployKVMHost bool               `json:"deploy_kvm_host"`
+	SSHHostKey    string             `json:"ssh_host_key"`
+	HostID        string             `json:"host_id"`
 	Inventory     json.RawMessage    `json:"inventory"`
 	Events        []machineEventJSON `json:"events"`
 }
@@ -83,6 +86,7 @@ func toMachineDetailJSON(d store.MachineDetail) machineDetailJSON {
 		macs[i] = m.MAC
 	}
 	out := machineDetailJSON{machineJSON: toMachineJSON(d.Machine, macs), DeployImageID: d.DeployImageID, DeployDisk: d.DeployDisk,
+		DeployKVMHost: d.DeployKVMHost, SSHHostKey: d.SSHHostKey, HostID: d.HostID,
 		Inventory: json.RawMessage("null"), Events: make([]machineEventJSON, len(d.Events))}
 	if d.Inventory != "" && json.Valid([]byte(d.Inventory)) {
 		out.Inventory = json.RawMessage(d.Inventory)
@@ -120,6 +124,8 @@ type machineActionRequest struct {
 	Reason string `json:"reason"`
 	Image  string `json:"image"`
 	Disk   string `json:"disk"`
+	// KVMHost asks a deploy to register the machine as a KVM host.
+	KVMHost bool `json:"kvm_host"`
 }
 
 type enlistDiscoveredRequest struct {

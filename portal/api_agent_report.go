@@ -31,6 +31,7 @@ func (s *Server) apiAgentReport(c *fiber.Ctx) error {
 		res.Inventory, res.CPUModel, res.Cores, res.MemoryMiB = string(b), inv.CPU.Model, int64(inv.CPU.Cores), inv.MemoryMiB
 	}
 	if d := r.Deploy; d != nil {
+		res.SSHHostKey = d.SSHHostKey
 		res.Deployed = d.Disk + ", " + store.FormatMiB(d.BytesWritten>>20) + " written"
 		if d.SHA256 != "" {
 			res.Deployed += ", sha256 " + d.SHA256[:12] + "…"

@@ -1,9 +1,13 @@
 package portal
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
 
 func (s *Server) apiImageList(c *fiber.Ctx) error {
-	images, err := s.store.ListImages(c.UserContext(), true)
+	images, err := s.store.ListImages(c.UserContext(), true, store.ImageVM)
 	if err != nil {
 		return err
 	}

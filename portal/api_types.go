@@ -205,6 +205,7 @@ type adminImageJSON struct {
 	Version   string `json:"version"`
 	SourceURL string `json:"source_url"`
 	Checksum  string `json:"checksum"`
+	Kind      string `json:"kind"`
 	Enabled   bool   `json:"enabled"`
 
 	KernelURL      string `json:"kernel_url"`
@@ -214,7 +215,7 @@ type adminImageJSON struct {
 }
 
 func toAdminImageJSON(im store.Image) adminImageJSON {
-	return adminImageJSON{ID: im.ID, Name: im.Name, OS: im.OS, Version: im.Version, SourceURL: im.SourceURL, Checksum: im.Checksum, Enabled: im.Enabled,
+	return adminImageJSON{ID: im.ID, Name: im.Name, OS: im.OS, Version: im.Version, SourceURL: im.SourceURL, Checksum: im.Checksum, Kind: im.Kind, Enabled: im.Enabled,
 		KernelURL: im.KernelURL, KernelChecksum: im.KernelChecksum, InitrdURL: im.InitrdURL, InitrdChecksum: im.InitrdChecksum}
 }
 

@@ -110,6 +110,7 @@ func (s *Server) routes() *fiber.App {
 	app.Post("/admin/subnets/:id/delete", staffOnly, staffAdmin, s.webAdminSubnetDelete)
 	app.Get("/admin/machines", staffOnly, s.webAdminMachineList)
 	app.Post("/admin/machines", staffOnly, staffAdmin, s.webAdminMachineCreate)
+	app.Post("/admin/machines/deploy-keys", staffOnly, staffAdmin, s.webAdminDeployKeys)
 	app.Post("/admin/discovered/:id/enlist", staffOnly, staffAdmin, s.webAdminMachineEnlistDiscovered)
 	app.Get("/admin/machines/:id", staffOnly, s.webAdminMachine)
 	app.Post("/admin/machines/:id", staffOnly, staffAdmin, s.webAdminMachineUpdate)
@@ -179,10 +180,13 @@ func (s *Server) routes() *fiber.App {
 	app.Get(api+"/admin/discovered", staffOnly, s.apiAdminMachineDiscovered)
 	app.Post(api+"/admin/discovered/:id/enlist", staffOnly, staffAdmin, s.apiAdminMachineEnlistDiscovered)
 	app.Get(api+"/admin/audit", staffOnly, s.apiAdminAudit)
+	app.Get(api+"/admin/deploy-ssh-keys", staffOnly, s.apiAdminDeployKeysGet)
+	app.Put(api+"/admin/deploy-ssh-keys", staffOnly, staffAdmin, s.apiAdminDeployKeysPut)
 
 	// The boot environment's agent has no account: the one-time token in
 	// its report authenticates it.
 	app.Post("/api/agent/v1/report", s.apiAgentReport)
+	app.Get("/api/agent/v1/deploy", s.apiAgentDeploy)
 
 	app.Use(func(c *fiber.Ctx) error { return errNotFound("page") })
 	return app

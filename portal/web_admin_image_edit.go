@@ -18,7 +18,7 @@ func (s *Server) adminImageEditView(c *fiber.Ctx, id string) (views.AdminImageEd
 	}
 	return views.AdminImageEditView{
 		Page: s.page(c, "Image "+im.Name, "admin-images"), ID: im.ID, Name: im.Name,
-		Form: views.AdminImageForm{Name: im.Name, OS: im.OS, Version: im.Version, SourceURL: im.SourceURL, Checksum: im.Checksum, Enabled: im.Enabled},
+		Form: views.AdminImageForm{Name: im.Name, OS: im.OS, Version: im.Version, SourceURL: im.SourceURL, Checksum: im.Checksum, Kind: im.Kind, Enabled: im.Enabled},
 	}, nil
 }
 

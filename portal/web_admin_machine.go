@@ -41,7 +41,15 @@ func (s *Server) adminMachineView(c *fiber.Ctx, id string, form *views.AdminMach
 	v := views.AdminMachineView{Page: s.page(c, "Machine "+d.Name, "admin-machines"), Machine: adminMachineRow(d.Machine, macs),
 		StateChangedAt: d.StateChangedAt, LastError: d.LastError, HasPassword: d.PowerSecret != "", PowerState: d.PowerState,
 		Actions: store.MachineActionsFrom(d.State), PowerActions: store.MachinePowerActions(), DeployDisk: d.DeployDisk,
+		DeployKVMHost: d.DeployKVMHost, SSHHostKey: d.SSHHostKey, HostID: d.HostID, KVMHostUser: store.KVMHostLoginUser,
 		Errors: errs, ActionErrors: actionErrs}
+	if d.HostID != "" {
+		if h, err := s.store.GetHost(ctx, d.HostID); err == nil {
+			v.HostName = h.Name
+		} else {
+			v.HostID = ""
+		}
+	}
 	params := d.Params()
 	for _, k := range slices.Sorted(maps.Keys(params)) {
 		v.PowerParams = append(v.PowerParams, views.AdminMachineKV{Key: k, Value: params[k]})
@@ -69,7 +77,7 @@ func (s *Server) adminMachineView(c *fiber.Ctx, id string, form *views.AdminMach
 			v.NICs = append(v.NICs, views.AdminMachineNIC{Name: n.Name, MAC: n.MAC, Link: n.Link, SpeedMbps: n.SpeedMbps})
 		}
 	}
-	images, err := s.store.ListImages(ctx, true)
+	images, err := s.store.ListImages(ctx, true, store.ImageMachine)
 	if err != nil {
 		return views.AdminMachineView{}, err
 	}
@@ -125,7 +133,7 @@ func (s *Server) webAdminMachineAction(c *fiber.Ctx) error {
 	id := c.Params("id")
 	action := c.FormValue("type")
 	m, err := s.store.MachineAction(ctx, s.actor(c), id, action,
-		store.MachineActionInput{Reason: c.FormValue("reason"), ImageID: c.FormValue("image"), Disk: c.FormValue("disk")})
+		store.MachineActionInput{Reason: c.FormValue("reason"), ImageID: c.FormValue("image"), Disk: c.FormValue("disk"), KVMHost: c.FormValue("kvm_host") != ""})
 	if err == nil {
 		msg := "Machine " + m.Name + " is now " + strings.ReplaceAll(m.State, "_", " ") + "."
 		if slices.Contains(store.MachinePowerActions(), action) {
@@ -134,7 +142,7 @@ func (s *Server) webAdminMachineAction(c *fiber.Ctx) error {
 		}
 		return s.redirect(c, "/admin/machines/"+url.PathEscape(m.ID), "success", msg)
 	}
-	errs, err := formFailure(c, err, "reason", "image", "disk")
+	errs, err := formFailure(c, err, "reason", "image", "disk", "kvm_host")
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -72,7 +73,38 @@ func (s *Server) adminMachinesView(c *fiber.Ctx, form views.AdminMachineForm, er
 	for _, d := range ds {
 		v.Discovered = append(v.Discovered, views.AdminDiscoveredRow{MAC: d.MAC, VendorClass: d.VendorClass, Arch: d.Arch, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen})
 	}
+	keys, err := s.store.DeploySSHKeys(ctx)
+	if err != nil {
+		return views.AdminMachinesView{}, err
+	}
+	v.DeployKeys = strings.Join(keys, "\n")
 	return v, nil
+}
+
+// webAdminDeployKeys replaces the staff deploy keys from the textarea, one
+// key per line; blank lines and # comments are skipped.
+func (s *Server) webAdminDeployKeys(c *fiber.Ctx) error {
+	raw := c.FormValue("keys")
+	var keys []string
+	for _, l := range strings.Split(raw, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			keys = append(keys, l)
+		}
+	}
+	_, err := s.store.SetDeploySSHKeys(c.UserContext(), s.actor(c), keys)
+	if err == nil {
+		return s.redirect(c, "/admin/machines", "success", fmt.Sprintf("%d deploy key(s) saved.", len(keys)))
+	}
+	errs, err := formFailure(c, err, "keys")
+	if err != nil {
+		return err
+	}
+	v, err := s.adminMachinesView(c, views.AdminMachineForm{PowerType: store.PowerIPMI}, nil)
+	if err != nil {
+		return err
+	}
+	v.DeployKeys, v.DeployKeysErrors = raw, errs
+	return s.render(c, views.AdminMachines(v))
 }
 
 func (s *Server) webAdminMachineList(c *fiber.Ctx) error {

@@ -506,7 +506,7 @@ func TestAdminImages(t *testing.T) {
 			}
 		})
 	}
-	if ims, _ := e.st.ListImages(ctx, false); len(ims) != 0 {
+	if ims, _ := e.st.ListImages(ctx, false, ""); len(ims) != 0 {
 		t.Fatalf("refused creates left %d images", len(ims))
 	}
 	if res, _ := b.post("/admin/images", image("alpine", sum)); res.StatusCode != http.StatusSeeOther {

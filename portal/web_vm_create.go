@@ -23,7 +23,7 @@ func (s *Server) vmNewView(c *fiber.Ctx) (views.VMNewView, error) {
 	if err != nil {
 		return views.VMNewView{}, err
 	}
-	images, err := s.store.ListImages(ctx, true)
+	images, err := s.store.ListImages(ctx, true, store.ImageVM)
 	if err != nil {
 		return views.VMNewView{}, err
 	}

@@ -140,7 +140,9 @@ type ImageInput struct {
 	KernelChecksum string
 	InitrdURL      string
 	InitrdChecksum string
-	Enabled        bool
+	// Kind is ImageVM (the default when empty) or ImageMachine.
+	Kind    string
+	Enabled bool
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -158,9 +160,24 @@ func (in *ImageInput) validate() error {
 	if in.Version == "" || len(in.Version) > 32 {
 		return E(ErrInvalid, "version", "give the version (at most 32 characters), e.g. 12")
 	}
+	in.Kind = strings.TrimSpace(in.Kind)
+	if in.Kind == "" {
+		in.Kind = ImageVM
+	}
+	if in.Kind != ImageVM && in.Kind != ImageMachine {
+		return E(ErrInvalid, "kind", "the kind must be vm (a VM disk) or machine (a bare-metal disk image)")
+	}
 	var err error
 	if in.SourceURL, in.Checksum, err = validSource("source_url", "checksum", "image", in.SourceURL, in.Checksum); err != nil {
 		return err
+	}
+	if in.Kind == ImageMachine {
+		if !strings.HasPrefix(in.SourceURL, "http://") && !strings.HasPrefix(in.SourceURL, "https://") {
+			return E(ErrInvalid, "source_url", "machines download their image themselves: give an http:// or https:// address they can reach")
+		}
+		if strings.TrimSpace(in.KernelURL) != "" || strings.TrimSpace(in.InitrdURL) != "" {
+			return E(ErrInvalid, "kernel_url", "a machine image boots with its own boot loader: leave the kernel and initrd empty")
+		}
 	}
 	in.KernelURL, in.InitrdURL = strings.TrimSpace(in.KernelURL), strings.TrimSpace(in.InitrdURL)
 	if (in.KernelURL == "") != (in.InitrdURL == "") {
@@ -195,11 +212,15 @@ func validSource(urlField, sumField, what, raw, sum string) (string, string, err
 	return raw, "sha256:" + hex, nil
 }
 
-// ListImages returns images by name.
-func (s *Store) ListImages(ctx context.Context, enabledOnly bool) ([]Image, error) {
+// ListImages returns images by name: only enabled ones if enabledOnly, only
+// those of kind unless kind is "".
+func (s *Store) ListImages(ctx context.Context, enabledOnly bool, kind string) ([]Image, error) {
 	q := s.db.WithContext(ctx).Order("name")
 	if enabledOnly {
 		q = q.Where("enabled = ?", true)
+	}
+	if kind != "" {
+		q = q.Where("kind = ?", kind)
 	}
 	var out []Image
 	if err := q.Find(&out).Error; err != nil {
@@ -228,7 +249,7 @@ func (s *Store) CreateImage(ctx context.Context, a Actor, in ImageInput) (Image,
 	ts := now()
 	im := Image{ID: newID(), Name: in.Name, OS: in.OS, Version: in.Version, SourceURL: in.SourceURL, Checksum: in.Checksum,
 		KernelURL: in.KernelURL, KernelChecksum: in.KernelChecksum, InitrdURL: in.InitrdURL, InitrdChecksum: in.InitrdChecksum,
-		Enabled: in.Enabled, CreatedAt: ts, UpdatedAt: ts}
+		Kind: in.Kind, Enabled: in.Enabled, CreatedAt: ts, UpdatedAt: ts}
 	err := s.change(ctx, a, "image.create", &Target{Type: "image", ID: im.ID, Name: im.Name}, func(tx *gorm.DB) error {
 		if err := tx.Create(&im).Error; err != nil {
 			if isDuplicate(err) {
@@ -241,8 +262,14 @@ func (s *Store) CreateImage(ctx context.Context, a Actor, in ImageInput) (Image,
 	return im, err
 }
 
-// UpdateImage changes an image's details.
+// UpdateImage changes an image's details; an empty Kind keeps the current one.
 func (s *Store) UpdateImage(ctx context.Context, a Actor, id string, in ImageInput) (Image, error) {
+	if strings.TrimSpace(in.Kind) == "" {
+		var cur Image
+		if err := s.db.WithContext(ctx).Select("kind").Where("id = ?", id).Take(&cur).Error; err == nil {
+			in.Kind = cur.Kind
+		}
+	}
 	if err := in.validate(); err != nil {
 		return Image{}, err
 	}
@@ -256,6 +283,22 @@ func (s *Store) UpdateImage(ctx context.Context, a Actor, id string, in ImageInp
 		}
 		im.Name, im.OS, im.Version, im.SourceURL, im.Checksum, im.Enabled, im.UpdatedAt = in.Name, in.OS, in.Version, in.SourceURL, in.Checksum, in.Enabled, now()
 		im.KernelURL, im.KernelChecksum, im.InitrdURL, im.InitrdChecksum = in.KernelURL, in.KernelChecksum, in.InitrdURL, in.InitrdChecksum
+		if im.Kind != in.Kind {
+			// VMs and machines may run it: their disks were made from it.
+			var n int64
+			if err := tx.Model(&VM{}).Where("image_id = ? AND deleted_at IS NULL", id).Count(&n).Error; err != nil {
+				return fmt.Errorf("count vms of image: %w", err)
+			}
+			if n == 0 {
+				if err := tx.Model(&Machine{}).Where("deploy_image_id = ?", id).Count(&n).Error; err != nil {
+					return fmt.Errorf("count machines deploying image: %w", err)
+				}
+			}
+			if n > 0 {
+				return E(ErrConflict, "kind", "this image is in use; its kind cannot change")
+			}
+			im.Kind = in.Kind
+		}
 		if err := tx.Save(&im).Error; err != nil {
 			if isDuplicate(err) {
 				return E(ErrConflict, "name", "an image with this name already exists")

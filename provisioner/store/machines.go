@@ -144,6 +144,7 @@ type Machine struct {
 	AgentTokenHash string
 	DeployImageID  string
 	DeployDisk     string
+	DeployKVMHost  bool `gorm:"column:deploy_kvm_host"`
 	SSHHostKey     string `gorm:"column:ssh_host_key"`
 	HostID         string
 	CreatedAt      time.Time
@@ -219,6 +220,9 @@ type MachineActionInput struct {
 	Reason  string
 	ImageID string // deploy: image id or name
 	Disk    string // deploy: target disk, e.g. sda
+	// KVMHost: the deploy registers the machine as a KVM host when it
+	// reports (the image must run libvirt).
+	KVMHost bool
 }
 
 // DiscoveredMAC is a MAC that PXE-booted on a managed subnet without being
@@ -318,6 +322,9 @@ func (in *MachineInput) validate(update bool) error {
 		if params[k] == "" {
 			return E(ErrInvalid, "power_params", fmt.Sprintf("%s power needs the parameter %s", in.PowerType, k))
 		}
+	}
+	if err := checkBootMode(in.PowerType, params); err != nil {
+		return err
 	}
 	in.PowerParams = params
 	if len(in.PowerSecretSealed) > 4096 {
@@ -632,7 +639,13 @@ func (s *Store) MachineAction(ctx context.Context, a Actor, id, action string, i
 			if err != nil {
 				return err
 			}
-			extra["deploy_image_id"], extra["deploy_disk"] = img.ID, disk
+			extra["deploy_image_id"], extra["deploy_disk"], extra["deploy_kvm_host"] = img.ID, disk, in.KVMHost
+			if in.KVMHost {
+				if err := checkKVMHostDeploy(tx, cur); err != nil {
+					return err
+				}
+				disk += " as a KVM host"
+			}
 			if reason == "" {
 				reason = "deploy " + img.Name + " to " + disk
 			} else {
@@ -673,9 +686,9 @@ func deployTarget(tx *gorm.DB, m Machine, in MachineActionInput) (Image, string,
 		return Image{}, "", E(ErrInvalid, "image", "choose the image to deploy")
 	}
 	var img Image
-	if err := tx.Where("(id = ? OR name = ?) AND enabled = ?", ref, ref, true).Take(&img).Error; err != nil {
+	if err := tx.Where("(id = ? OR name = ?) AND enabled = ? AND kind = ?", ref, ref, true, ImageMachine).Take(&img).Error; err != nil {
 		if errIsNotFound(err) {
-			return Image{}, "", E(ErrInvalid, "image", "this image does not exist or is disabled")
+			return Image{}, "", E(ErrInvalid, "image", "there is no enabled machine image by this name (VM images cannot be deployed to machines)")
 		}
 		return Image{}, "", fmt.Errorf("load image: %w", err)
 	}
@@ -750,6 +763,8 @@ type AgentResult struct {
 	MemoryMiB int64
 	// Deployed describes what a deploy wrote (free text for the timeline).
 	Deployed string
+	// SSHHostKey is the host key the deploy installed (authorized_keys form).
+	SSHHostKey string
 	// Wiped lists the disks a release erased.
 	Wiped    []string
 	SourceIP string
@@ -826,12 +841,45 @@ func (s *Store) AgentReportResult(ctx context.Context, rawToken string, r AgentR
 				if r.Deployed != "" {
 					reason = "deployed: " + r.Deployed
 				}
+				key, err := normalizeHostKey(r.SSHHostKey)
+				if err != nil {
+					return err
+				}
+				extra["ssh_host_key"] = key
+				if cur.DeployKVMHost {
+					// The deploy stands even when the registration cannot be
+					// made; staff read why on the timeline and add the host
+					// by hand.
+					var h Host
+					err := tx.Transaction(func(tx *gorm.DB) error {
+						var err error
+						h, err = s.registerKVMHost(tx, cur, key)
+						if err != nil {
+							return err
+						}
+						return tx.Create(auditEntry(a, "host.create", &Target{Type: "host", ID: h.ID, Name: h.Name}, ResultSuccess, "registered from machine "+cur.Name)).Error
+					})
+					var se *Error
+					switch {
+					case err == nil:
+						extra["host_id"] = h.ID
+						reason += "; registered as KVM host " + h.Name + " (" + h.URI + ")"
+					case errors.As(err, &se):
+						reason += "; not registered as a KVM host: " + se.Message
+						msg = strings.TrimSpace(msg + " " + se.Message)
+						extra["last_error"] = clean("not registered as a KVM host: " + se.Message)
+					default:
+						return err
+					}
+				}
 			case MachineReleasing:
 				to = MachineReady
 				reason = "released"
-				extra["deploy_image_id"], extra["deploy_disk"] = "", ""
+				extra["deploy_image_id"], extra["deploy_disk"], extra["deploy_kvm_host"], extra["ssh_host_key"] = "", "", false, ""
 			}
-			extra["last_error"] = ""
+			if _, set := extra["last_error"]; !set {
+				extra["last_error"] = ""
+			}
 		}
 		// The guard on the token hash spends it exactly once even when two
 		// reports race.

@@ -121,7 +121,7 @@ func TestMachineLifecycle(t *testing.T) {
 	eachDB(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		img, err := s.CreateImage(ctx, staffActor, store.ImageInput{Name: "debian-12", OS: "Debian", Version: "12",
-			SourceURL: "https://images.example.com/d.raw", Checksum: "sha256:" + strings.Repeat("1", 64), Enabled: true})
+			SourceURL: "https://images.example.com/d.raw", Checksum: "sha256:" + strings.Repeat("1", 64), Kind: store.ImageMachine, Enabled: true})
 		if err != nil {
 			t.Fatal(err)
 		}

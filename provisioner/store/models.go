@@ -142,10 +142,20 @@ type Image struct {
 	KernelChecksum string
 	InitrdURL      string `gorm:"column:initrd_url"`
 	InitrdChecksum string
-	Enabled        bool
+	// Kind is ImageVM or ImageMachine.
+	Kind      string
+	Enabled   bool
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
+
+// Image kinds: a VM image is a qcow2 disk libvirt boots; a machine image is
+// a raw (optionally gzip-compressed) disk with a partition table and a boot
+// loader that the deploy agent writes to a bare-metal machine's disk.
+const (
+	ImageVM      = "vm"
+	ImageMachine = "machine"
+)
 
 // VM states as the provisioner reports them.
 const (

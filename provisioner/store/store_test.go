@@ -519,7 +519,7 @@ func TestCatalogValidation(t *testing.T) {
 				t.Errorf("%s: err = %v", name, err)
 			}
 		}
-		if imgs, _ := s.ListImages(ctx, false); len(imgs) != 0 {
+		if imgs, _ := s.ListImages(ctx, false, ""); len(imgs) != 0 {
 			t.Errorf("images after refusals = %d", len(imgs))
 		}
 		p, err := s.CreatePlan(ctx, a, store.PlanInput{Name: "xl", VCPUs: 8, MemoryMiB: 16384, DiskGiB: 160, Enabled: true})

@@ -100,7 +100,7 @@ func (s *Store) CreateVM(ctx context.Context, a Actor, tenantID string, o VMOrde
 			return err
 		}
 		var img Image
-		if err := tx.Where("(id = ? OR name = ?) AND enabled = ?", o.Image, o.Image, true).Take(&img).Error; err != nil {
+		if err := tx.Where("(id = ? OR name = ?) AND enabled = ? AND kind = ?", o.Image, o.Image, true, ImageVM).Take(&img).Error; err != nil {
 			if errIsNotFound(err) {
 				return E(ErrInvalid, "image", "this image does not exist or is no longer offered")
 			}
