@@ -232,7 +232,10 @@ func TestAPIAdminMachines(t *testing.T) {
 	}
 
 	// Deploy, then deletion is refused until released.
-	e.image("debian-12")
+	if _, err := e.st.CreateImage(ctx, store.Actor{Email: "test"}, store.ImageInput{Name: "debian-12", OS: "Debian", Version: "12", Kind: store.ImageMachine,
+		SourceURL: "http://10.9.0.1:8082/boot/images/debian-12.img.gz", Checksum: strings.Repeat("ab", 32), Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
 	dep := keep(e.want(http.StatusAccepted, "POST", "/api/v1/admin/machines/"+id+"/actions", operator, map[string]any{"type": "deploy", "image": "debian-12", "disk": "sda"}))
 	if dep["state"] != "deploying" || dep["deploy_disk"] != "sda" {
 		t.Errorf("deploy: %v", dep)
