@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/fibrixcloud/fibrix/provisioner/netboot"
@@ -58,9 +60,13 @@ func (m *Machines) BootState(ctx context.Context, mac string) (netboot.Boot, err
 // WorkStore is what the Worker needs from the database.
 type WorkStore interface {
 	PowerJobs(ctx context.Context, since time.Time) ([]store.PowerJob, error)
+	ClaimPowerJob(ctx context.Context, eventID, owner string, lease time.Duration, since time.Time) (store.PowerJob, bool, error)
+	ReleasePowerJob(ctx context.Context, eventID, machineID, owner string) error
 	RecordPowerResult(ctx context.Context, r store.PowerResult) error
 	MachinesToPoll(ctx context.Context, before time.Time) ([]store.Machine, error)
-	RecordPowerState(ctx context.Context, machineID, state string) (bool, error)
+	LeaseMachine(ctx context.Context, machineID, owner string, lease time.Duration) (bool, error)
+	ReleaseMachine(ctx context.Context, machineID, owner string) error
+	RecordPowerState(ctx context.Context, machineID, owner, state string) (bool, error)
 	ExpireStaleMachines(ctx context.Context, at time.Time, commissioning, deploying, releasing time.Duration) (int, error)
 	secret.Settings
 }
@@ -83,6 +89,15 @@ type Config struct {
 	Commissioning, Deploying, Releasing time.Duration
 	// CommandTimeout bounds one power command (default 2m).
 	CommandTimeout time.Duration
+	// WorkerID names this worker in the claims it takes (default
+	// hostname-pid-random); every worker on a database needs its own.
+	WorkerID string
+	// Lease is how long a claim on a power job, and on the machine's BMC,
+	// holds without a result (default CommandTimeout+1m). A worker that
+	// dies mid-job leaves its claim to expire, and another worker then
+	// takes the job over. It must outlast a command: a shorter one is
+	// raised to the default.
+	Lease time.Duration
 	// NewDriver builds drivers (default power.New).
 	NewDriver DriverFunc
 }
@@ -100,9 +115,24 @@ func (c *Config) defaults() {
 	def(&c.Deploying, 60*time.Minute)
 	def(&c.Releasing, 30*time.Minute)
 	def(&c.CommandTimeout, 2*time.Minute)
+	if c.Lease <= c.CommandTimeout {
+		c.Lease = c.CommandTimeout + time.Minute
+	}
+	if c.WorkerID == "" {
+		c.WorkerID = defaultWorkerID()
+	}
 	if c.NewDriver == nil {
 		c.NewDriver = power.New
 	}
+}
+
+// defaultWorkerID names this process uniquely across hosts and restarts.
+func defaultWorkerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s-%d-%08x", host, os.Getpid(), rand.Uint32())
 }
 
 // Worker carries out machines' power work.
@@ -119,8 +149,11 @@ func NewWorker(st WorkStore, cfg Config, log *slog.Logger) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{st: st, cfg: cfg, log: log}
+	return &Worker{st: st, cfg: cfg, log: log.With("worker", cfg.WorkerID)}
 }
+
+// ID is the name this worker's claims carry.
+func (w *Worker) ID() string { return w.cfg.WorkerID }
 
 // Serve runs passes until ctx is cancelled.
 func (w *Worker) Serve(ctx context.Context) error {
@@ -142,12 +175,13 @@ func (w *Worker) Serve(ctx context.Context) error {
 // timeouts.
 func (w *Worker) Pass(ctx context.Context) error {
 	at := time.Now()
-	jobs, err := w.st.PowerJobs(ctx, at.Add(-w.cfg.RequestMaxAge))
+	since := at.Add(-w.cfg.RequestMaxAge)
+	jobs, err := w.st.PowerJobs(ctx, since)
 	if err != nil {
 		return err
 	}
 	for _, j := range jobs {
-		if err := w.run(ctx, j); err != nil {
+		if err := w.run(ctx, j, since); err != nil {
 			return err
 		}
 	}
@@ -186,7 +220,9 @@ func (w *Worker) driver(ctx context.Context, m store.Machine, log *slog.Logger) 
 			return nil, fmt.Errorf("the stored BMC password cannot be decrypted; enter it again: %w", err)
 		}
 	}
-	return w.cfg.NewDriver(power.Config{Type: m.PowerType, Params: m.Params(), Secret: pw}, log)
+	params := m.Params()
+	delete(params, store.BootModeParam) // the worker's, not the driver's
+	return w.cfg.NewDriver(power.Config{Type: m.PowerType, Params: params, Secret: pw}, log)
 }
 
 func closeDriver(d power.Stater) {
@@ -195,25 +231,49 @@ func closeDriver(d power.Stater) {
 	}
 }
 
-// run carries out one job and records its result; only a failure to record
-// is returned, the driver's errors go to the timeline.
-func (w *Worker) run(ctx context.Context, j store.PowerJob) error {
-	log := w.log.With("machine", j.Machine.Name, "action", j.Action)
-	res := store.PowerResult{MachineID: j.Machine.ID, EventID: j.EventID, OK: true}
-	d, err := w.driver(ctx, j.Machine, log)
+// releaseTimeout bounds giving a claim back while shutting down.
+const releaseTimeout = 10 * time.Second
+
+// run claims one job, carries it out and records its result; only a
+// failure to claim or record is returned, the driver's errors go to the
+// timeline. A job another worker holds is left to it.
+func (w *Worker) run(ctx context.Context, listed store.PowerJob, since time.Time) error {
+	j, ok, err := w.st.ClaimPowerJob(ctx, listed.EventID, w.cfg.WorkerID, w.cfg.Lease, since)
+	if err != nil {
+		return err
+	}
+	log := w.log.With("machine", listed.Machine.Name, "action", listed.Action)
+	if !ok {
+		log.Debug("power job taken by another worker or no longer wanted")
+		return nil
+	}
+	if j.TakenOverFrom != "" {
+		log.Warn("taking over a power job whose worker stopped before finishing it", "from", j.TakenOverFrom)
+	}
+	res := store.PowerResult{MachineID: j.Machine.ID, EventID: j.EventID, Owner: w.cfg.WorkerID, OK: true}
+	// Everything that talks to the BMC runs within CommandTimeout, which
+	// the claim's lease outlasts.
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CommandTimeout)
+	d, err := w.driver(cctx, j.Machine, log)
 	if err == nil {
-		cctx, cancel := context.WithTimeout(ctx, w.cfg.CommandTimeout)
-		res.Message, err = execute(cctx, d, j.Action)
+		res.Message, err = execute(cctx, d, j.Action, j.Machine.Params()[store.BootModeParam] == store.BootModeUEFI)
 		if err == nil {
 			if st, serr := d.PowerState(cctx); serr == nil && st != power.Unknown {
 				res.State = string(st)
 			}
 		}
-		cancel()
 		closeDriver(d)
 	}
+	cancel()
 	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: leave the job for the next start
+		// Shutting down: give the job back so that another worker (or the
+		// next start) carries it out without waiting for the lease.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer rcancel()
+		if rerr := w.st.ReleasePowerJob(rctx, j.EventID, j.Machine.ID, w.cfg.WorkerID); rerr != nil {
+			log.Warn("giving back a power job failed; it waits for its lease to expire", "err", rerr)
+		}
+		return ctx.Err()
 	}
 	if err != nil {
 		res.OK, res.Message = false, describe(j.Action)+" failed: "+err.Error()
@@ -221,7 +281,14 @@ func (w *Worker) run(ctx context.Context, j store.PowerJob) error {
 	} else {
 		log.Info("power command done", "power_state", res.State)
 	}
-	return w.st.RecordPowerResult(ctx, res)
+	if err := w.st.RecordPowerResult(ctx, res); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			log.Warn("power result not recorded: the job's claim was lost", "err", err)
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 func describe(action string) string {
@@ -239,8 +306,8 @@ func describe(action string) string {
 }
 
 // execute carries out one power action with the driver's abilities and
-// says what it did.
-func execute(ctx context.Context, d power.Stater, action string) (string, error) {
+// says what it did; efi boots from the network in UEFI mode.
+func execute(ctx context.Context, d power.Stater, action string, efi bool) (string, error) {
 	onOff, _ := d.(power.OnOffer)
 	cycle := func() error {
 		if c, ok := d.(power.Cycler); ok {
@@ -261,10 +328,14 @@ func execute(ctx context.Context, d power.Stater, action string) (string, error)
 	case store.PowerPXECycle:
 		msg := "powered on to boot from the network"
 		if b, ok := d.(power.BootDeviceSetter); ok {
-			if err := b.SetBootDevice(ctx, power.PXE, false, false); err != nil {
-				return "", fmt.Errorf("set next boot to PXE: %w", err)
+			mode := ""
+			if efi {
+				mode = " (UEFI)"
 			}
-			msg = "next boot set to PXE and powered on"
+			if err := b.SetBootDevice(ctx, power.PXE, efi, false); err != nil {
+				return "", fmt.Errorf("set next boot to PXE%s: %w", mode, err)
+			}
+			msg = "next boot set to PXE" + mode + " and powered on"
 		}
 		return msg, cycle()
 	case store.MachinePowerCycle:
@@ -281,23 +352,33 @@ func execute(ctx context.Context, d power.Stater, action string) (string, error)
 	return "", fmt.Errorf("unknown power action %q", action)
 }
 
-// poll reads m's power state and records it, with drift when it changed
-// behind our back.
+// poll reads m's power state under the machine's lease and records it,
+// with drift when it changed behind our back. A machine another worker is
+// talking to is skipped.
 func (w *Worker) poll(ctx context.Context, m store.Machine) error {
 	log := w.log.With("machine", m.Name)
+	ok, err := w.st.LeaseMachine(ctx, m.ID, w.cfg.WorkerID, w.cfg.Lease)
+	if err != nil || !ok {
+		return err
+	}
 	var state string
-	d, err := w.driver(ctx, m, log)
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CommandTimeout)
+	d, err := w.driver(cctx, m, log)
 	if err == nil {
-		cctx, cancel := context.WithTimeout(ctx, w.cfg.CommandTimeout)
 		var st power.State
 		st, err = d.PowerState(cctx)
-		cancel()
 		closeDriver(d)
 		if err == nil && st != power.Unknown {
 			state = string(st)
 		}
 	}
+	cancel()
 	if ctx.Err() != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer rcancel()
+		if rerr := w.st.ReleaseMachine(rctx, m.ID, w.cfg.WorkerID); rerr != nil {
+			log.Warn("releasing the machine failed; it waits for its lease to expire", "err", rerr)
+		}
 		return ctx.Err()
 	}
 	if err != nil {
@@ -305,10 +386,14 @@ func (w *Worker) poll(ctx context.Context, m store.Machine) error {
 		// poll interval, not on every pass.
 		log.Warn("reading power state failed", "err", err)
 	}
-	drift, err := w.st.RecordPowerState(ctx, m.ID, state)
+	drift, err := w.st.RecordPowerState(ctx, m.ID, w.cfg.WorkerID, state)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // deleted meanwhile
+		}
+		if errors.Is(err, store.ErrConflict) {
+			log.Warn("power state not recorded: the machine's lease was lost", "err", err)
+			return nil
 		}
 		return err
 	}
