@@ -192,7 +192,7 @@ func openAPIDocument(version string) oaObj {
 		"created_at": oaTime(),
 	}
 	machinePowerIn := oaObj{"type": "object", "required": []string{"type"}, "additionalProperties": oaString(),
-		"description": "{type: ipmi|wol|virsh|manual, password?, …driver parameters (ipmi: address, port, user, interface, cipher_suite; wol: mac, broadcast; virsh: domain, uri)}; the password is stored encrypted and never returned",
+		"description": "{type: ipmi|wol|virsh|manual, password?, …driver parameters (ipmi: address, port, username, interface, cipher_suite, timeout, boot_mode: bios (the default) or uefi, how the machine is set to boot from the network; wol: mac, broadcast; virsh: domain, uri, timeout)}; the password is stored encrypted and never returned",
 		"properties":  oaObj{"type": oaEnum("ipmi", "wol", "virsh", "manual"), "password": oaObj{"type": "string", "writeOnly": true}}}
 
 	schemas := oaObj{

@@ -21,10 +21,13 @@ func machineFormOf(d store.MachineDetail) views.AdminMachineForm {
 	}
 	var lines []string
 	params := d.Params()
+	mode := params[store.BootModeParam]
+	delete(params, store.BootModeParam) // shown in its own field
 	for _, k := range slices.Sorted(maps.Keys(params)) {
 		lines = append(lines, k+"="+params[k])
 	}
-	return views.AdminMachineForm{Name: d.Name, MACs: strings.Join(macs, "\n"), PowerType: d.PowerType, PowerParams: strings.Join(lines, "\n")}
+	return views.AdminMachineForm{Name: d.Name, MACs: strings.Join(macs, "\n"), PowerType: d.PowerType, PowerParams: strings.Join(lines, "\n"),
+		BootMode: mode}
 }
 
 // adminMachineView loads the machine page; form nil shows the stored settings.
@@ -115,7 +118,7 @@ func (s *Server) webAdminMachineUpdate(c *fiber.Ctx) error {
 			return s.redirect(c, "/admin/machines/"+url.PathEscape(cur.ID), "success", "Settings saved.")
 		}
 	}
-	errs, err := formFailure(c, err, adminMachineFields()...)
+	errs, err := formFailure(c, machineInputError(err), adminMachineFields()...)
 	if err != nil {
 		return err
 	}

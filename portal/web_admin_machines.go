@@ -14,7 +14,16 @@ import (
 
 // adminMachineFields are the machine forms' inputs, for inline errors.
 func adminMachineFields() []string {
-	return []string{"name", "macs", "power_type", "power_params", "power_password"}
+	return []string{"name", "macs", "power_type", "power_params", "boot_mode", "power_password"}
+}
+
+// machineInputError shows the store's refusal of the boot_mode parameter
+// at the form's own boot mode field.
+func machineInputError(err error) error {
+	if e, ok := store.AsError(err); ok && e.Field == "power_params" && strings.HasPrefix(e.Message, store.BootModeParam+" ") {
+		return store.E(e.Kind, "boot_mode", e.Message)
+	}
+	return err
 }
 
 func adminMachineRow(m store.Machine, macs []string) views.AdminMachineRow {
@@ -23,11 +32,13 @@ func adminMachineRow(m store.Machine, macs []string) views.AdminMachineRow {
 }
 
 // readMachineForm reads the enlist/settings form: MACs one per line or
-// comma-separated, parameters as key=value lines. The password is sealed
-// at once and never goes back into the form.
+// comma-separated, parameters as key=value lines, the boot mode in its own
+// field (bios, the default, is no parameter). The password is sealed at
+// once and never goes back into the form.
 func (s *Server) readMachineForm(c *fiber.Ctx) (views.AdminMachineForm, store.MachineInput, error) {
 	f := views.AdminMachineForm{Name: strings.TrimSpace(c.FormValue("name")), MACs: strings.TrimSpace(c.FormValue("macs")),
-		PowerType: c.FormValue("power_type"), PowerParams: strings.TrimSpace(c.FormValue("power_params"))}
+		PowerType: c.FormValue("power_type"), PowerParams: strings.TrimSpace(c.FormValue("power_params")),
+		BootMode: strings.ToLower(strings.TrimSpace(c.FormValue("boot_mode")))}
 	in := store.MachineInput{Name: f.Name, PowerType: f.PowerType, PowerParams: map[string]string{},
 		MACs: append([]string{}, strings.FieldsFunc(f.MACs, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' || r == ' ' })...)}
 	for _, line := range strings.Split(f.PowerParams, "\n") {
@@ -39,7 +50,18 @@ func (s *Server) readMachineForm(c *fiber.Ctx) (views.AdminMachineForm, store.Ma
 		if !ok {
 			return f, in, store.E(store.ErrInvalid, "power_params", "write each parameter as key=value")
 		}
-		in.PowerParams[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		k = strings.TrimSpace(k)
+		if strings.EqualFold(k, store.BootModeParam) {
+			return f, in, store.E(store.ErrInvalid, "power_params", "choose the boot mode in its own field, not as a parameter")
+		}
+		in.PowerParams[k] = strings.TrimSpace(v)
+	}
+	switch f.BootMode {
+	case "", store.BootModeBIOS:
+	case store.BootModeUEFI:
+		in.PowerParams[store.BootModeParam] = f.BootMode
+	default:
+		return f, in, store.E(store.ErrInvalid, "boot_mode", "choose bios or uefi")
 	}
 	sealed, err := s.seal(c.FormValue("power_password"))
 	if err != nil {
@@ -123,7 +145,7 @@ func (s *Server) webAdminMachineCreate(c *fiber.Ctx) error {
 			return s.redirect(c, "/admin/machines/"+url.PathEscape(m.ID), "success", "Machine "+m.Name+" enlisted; commission it to learn its hardware.")
 		}
 	}
-	errs, err := formFailure(c, err, adminMachineFields()...)
+	errs, err := formFailure(c, machineInputError(err), adminMachineFields()...)
 	if err != nil {
 		return err
 	}

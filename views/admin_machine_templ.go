@@ -85,7 +85,7 @@ type AdminMachineView struct {
 	NICs         []AdminMachineNIC
 	Events       []AdminMachineEvent
 	Form         AdminMachineForm
-	Errors       FormErrors // settings form: name, macs, power_type, power_params, power_password, ""
+	Errors       FormErrors // settings form: name, macs, power_type, power_params, boot_mode, power_password, ""
 	ActionErrors FormErrors // actions form: reason, image, disk, ""
 }
 
