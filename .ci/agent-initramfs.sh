@@ -13,9 +13,15 @@ cd "$(dirname "$0")/.."
 
 out=${1:-out/agent}
 cache=${AGENT_DEB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fibrix/agent-debs}
-# Disk and NIC drivers of common servers and of QEMU machines, plus the
-# in-band IPMI device so commissioning can see a BMC.
-modules=${AGENT_MODULES:-virtio_pci virtio_net virtio_blk virtio_scsi sd_mod ahci e1000 e1000e ipmi_si ipmi_devintf}
+# Disk and NIC drivers of common servers and of QEMU machines, the in-band
+# IPMI device so commissioning can see a BMC, and ext4 so a deploy can write
+# the cloud-init seed into the image's root filesystem. ext4 and jbd2 find
+# crc32c through the crypto API when a filesystem is mounted (a soft
+# dependency .modinfo does not list, and there is no modprobe to load it on
+# demand), so a crc32c driver is loaded first: the generic one always works,
+# the SSE4.2 one is faster where the CPU has it (elsewhere its insmod fails
+# harmlessly).
+modules=${AGENT_MODULES:-virtio_pci virtio_net virtio_blk virtio_scsi sd_mod ahci e1000 e1000e ipmi_si ipmi_devintf crc32c_generic crc32c_intel ext4}
 
 for tool in apt-get apt-cache dpkg-deb cpio gzip; do
 	command -v "$tool" >/dev/null || { echo "agent-initramfs: $tool not found (apt-get install cpio)" >&2; exit 1; }

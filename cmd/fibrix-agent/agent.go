@@ -21,6 +21,7 @@ type agent struct {
 	log     *slog.Logger
 	http    *http.Client // API calls, with a timeout
 	stream  *http.Client // the image download, bounded by ctx only
+	parts   partitions   // the deployed disk's filesystems
 	console io.Writer
 }
 

@@ -155,6 +155,7 @@ func newAgent(t *testing.T, url, mode string) (*agent, *bytes.Buffer, *bytes.Buf
 		log:     slog.New(slog.NewTextHandler(&log, nil)),
 		http:    &http.Client{Timeout: 5 * time.Second},
 		stream:  &http.Client{},
+		parts:   &dirPartitions{names: []string{"vda1"}, dirs: map[string]string{"vda1": osTree(t)}},
 		console: &console,
 	}, &log, &console
 }
@@ -256,7 +257,8 @@ func TestDeploy(t *testing.T) {
 			reg := &region{image: tt.served}
 			srv := httptest.NewServer(reg)
 			defer srv.Close()
-			reg.plan = inventory.DeployPlan{ImageURL: srv.URL + "/image", SHA256: tt.sha, Disk: "/dev/vda", Hostname: "node1", SSHKeys: []string{"ssh-ed25519 AAAA staff"}}
+			reg.plan = inventory.DeployPlan{ImageURL: srv.URL + "/image", SHA256: tt.sha, Disk: "/dev/vda",
+				InstanceID: "m1-1763712000", Hostname: "node1", SSHKeys: []string{"ssh-ed25519 AAAA staff"}}
 			a, log, console := newAgent(t, srv.URL, inventory.ModeDeploy)
 			disk := filepath.Join(a.cfg.devDir, "vda")
 			// Old contents past the image stay: a deploy writes, it does not wipe.
@@ -278,9 +280,16 @@ func TestDeploy(t *testing.T) {
 			if strings.Contains(log.String(), "token=T") {
 				t.Errorf("log shows the token:\n%s", log.String())
 			}
+			if strings.Contains(log.String(), "PRIVATE KEY") {
+				t.Errorf("log shows the private key:\n%s", log.String())
+			}
+			parts := a.parts.(*dirPartitions)
 			if !tt.wantOK {
 				if err == nil || after != nil {
 					t.Fatalf("run = %v with a power action, want a failure and no reboot", err)
+				}
+				if len(parts.got()) != 0 {
+					t.Errorf("a bad image was mounted: %v", parts.got())
 				}
 				if reps[0].Status != "failed" || !strings.Contains(reps[0].Message, "checksum mismatch") {
 					t.Errorf("report %+v, want a failed one about the checksum", reps[0])
@@ -290,11 +299,19 @@ func TestDeploy(t *testing.T) {
 			if err != nil || after == nil {
 				t.Fatalf("run = %v (power action %v)", err, after != nil)
 			}
+			if reps[0].Deploy == nil {
+				t.Fatalf("report %+v without a deploy result", reps[0])
+			}
+			hostKey := reps[0].Deploy.SSHHostKey
 			want := inventory.Report{Token: "T", MAC: "52:54:00:12:34:56", Mode: "deploy", Status: "ok",
-				Deploy: &inventory.DeployResult{Disk: "vda", BytesWritten: int64(len(raw)), SHA256: tt.sha}}
+				Deploy: &inventory.DeployResult{Disk: "vda", BytesWritten: int64(len(raw)), SHA256: tt.sha, SeedPartition: "vda1", SSHHostKey: hostKey}}
 			if diff := cmp.Diff(want, reps[0]); diff != "" {
 				t.Errorf("report (-want +got):\n%s", diff)
 			}
+			if err := inventory.Validate(reps[0]); err != nil {
+				t.Errorf("report does not validate: %v", err)
+			}
+			checkSeed(t, parts.dirs["vda1"], reg.plan, hostKey)
 			if !strings.Contains(console.String(), "FIBRIX-AGENT: deploy reported") {
 				t.Errorf("console lacks the marker: %q", console.String())
 			}

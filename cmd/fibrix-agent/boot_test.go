@@ -3,16 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/fibrixcloud/fibrix/provisioner/inventory"
 )
@@ -45,7 +50,8 @@ func TestBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU")
 	}
-	for tool, pkg := range map[string]string{"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "cpio": "cpio", "apt-get": "apt", "dpkg-deb": "dpkg", "go": "golang"} {
+	for tool, pkg := range map[string]string{"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "cpio": "cpio", "apt-get": "apt", "dpkg-deb": "dpkg", "go": "golang",
+		"sfdisk": "fdisk", "mkfs.ext4": "e2fsprogs", "debugfs": "e2fsprogs", "e2fsck": "e2fsprogs", "ssh-keygen": "openssh-client"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			unavailable(t, tool+" not found (apt-get install --no-install-recommends "+pkg+")")
 		}
@@ -112,10 +118,11 @@ func TestBoot(t *testing.T) {
 	})
 
 	t.Run("deploy", func(t *testing.T) {
-		image := testImage()
+		image, layout := partitionedImage(t)
 		reg := &region{image: gzipped(t, image), token: token}
 		url := serve(t, reg)
-		reg.plan = inventory.DeployPlan{ImageURL: url + "/image", SHA256: sum(reg.image), Disk: "vda", Hostname: "node1"}
+		reg.plan = inventory.DeployPlan{ImageURL: url + "/image", SHA256: sum(reg.image), Disk: "vda",
+			InstanceID: "m1-1763712000", Hostname: "node1", SSHKeys: []string{customerKey(t), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeSecondKey0000000000000000000000000000 \"staff\": #2"}}
 		disk := rawDisk(t)
 		v := runVM(t, boot, "fibrix.mode=deploy fibrix.url="+url+" fibrix.token="+token, disk, "raw")
 		t.Logf("QEMU start → report %v, → exit %v (%d MiB image, gzip %d KiB)", v.reportAfter(reg), v.took, len(image)>>20, len(reg.image)>>10)
@@ -123,12 +130,68 @@ func TestBoot(t *testing.T) {
 		if len(reps) != 1 || reps[0].Status != "ok" || reps[0].Deploy == nil || reps[0].Deploy.BytesWritten != int64(len(image)) {
 			t.Fatalf("reports %+v, want one ok deploy of %d bytes; console:\n%s", reps, len(image), v.console)
 		}
+		res := *reps[0].Deploy
+		if err := inventory.Validate(reps[0]); err != nil {
+			t.Errorf("report does not validate: %v", err)
+		}
+		// vda1 holds no filesystem and vda2 no operating system: the root is vda3.
+		if res.SeedPartition != "vda3" || !strings.HasPrefix(res.SSHHostKey, "ssh-ed25519 ") {
+			t.Errorf("deploy result %+v, want the seed on vda3 and an ed25519 host key", res)
+		}
 		got, err := os.ReadFile(disk)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got[:len(image)], image) {
-			t.Error("disk does not hold the image")
+		// Only the root filesystem changed; looking at vda2 left it as it was.
+		root := layout[2]
+		if !bytes.Equal(got[:root.start], image[:root.start]) || !bytes.Equal(got[root.end:len(image)], image[root.end:]) {
+			t.Error("the disk outside the root filesystem does not hold the image")
+		}
+		part := filepath.Join(t.TempDir(), "root.ext4")
+		if err := os.WriteFile(part, got[root.start:root.end], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("e2fsck", "-f", "-n", part).CombinedOutput(); err != nil {
+			t.Errorf("e2fsck of the root filesystem after the deploy: %v\n%s", err, out)
+		}
+		debugfs := func(req string) string {
+			t.Helper()
+			out, err := exec.Command("debugfs", "-R", req, part).Output()
+			if err != nil {
+				t.Fatalf("debugfs -R %q: %v", req, err)
+			}
+			return string(out)
+		}
+		// The stale seed the image carried is gone.
+		if ls := debugfs("ls /" + seedDir); strings.Contains(ls, "vendor-data") || !strings.Contains(ls, "user-data") {
+			t.Errorf("seed directory holds:\n%s", ls)
+		}
+		for f, want := range map[string]string{seedDir: "Mode:  0700", seedDir + "/meta-data": "Mode:  0644", seedDir + "/user-data": "Mode:  0600"} {
+			st := debugfs("stat /" + f)
+			if !strings.Contains(st, want) || !regexp.MustCompile(`User:\s+0\s+Group:\s+0\s`).MatchString(st) {
+				t.Errorf("/%s is not root's with %s:\n%s", f, want, st)
+			}
+		}
+		md := debugfs("cat /" + seedDir + "/meta-data")
+		if want := "instance-id: \"m1-1763712000\"\nlocal-hostname: \"node1\"\n"; md != want {
+			t.Errorf("meta-data %q, want %q", md, want)
+		}
+		ud := debugfs("cat /" + seedDir + "/user-data")
+		checkUserData(t, []byte(ud), reg.plan, res.SSHHostKey)
+		// OpenSSH itself agrees that the private key in the seed is the reported one.
+		priv := filepath.Join(t.TempDir(), "host_key")
+		if err := os.WriteFile(priv, []byte(parseSeedYAML(t, ud).maps["ssh_keys"]["ed25519_private"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("ssh-keygen", "-y", "-f", priv).Output()
+		if err != nil {
+			t.Fatalf("ssh-keygen -y: %v", err)
+		}
+		if f := strings.Fields(string(out)); len(f) < 2 || f[0]+" "+f[1] != res.SSHHostKey {
+			t.Errorf("ssh-keygen derives %q from the seed's private key, the report says %q", out, res.SSHHostKey)
+		}
+		if strings.Contains(v.console, "PRIVATE KEY") {
+			t.Errorf("console shows the private key:\n%s", v.console)
 		}
 		v.wantExit(t, "reboot: Restarting system", "FIBRIX-AGENT: deploy reported")
 	})
@@ -136,7 +199,7 @@ func TestBoot(t *testing.T) {
 	t.Run("deploy checksum mismatch", func(t *testing.T) {
 		reg := &region{image: testImage(), token: token}
 		url := serve(t, reg)
-		reg.plan = inventory.DeployPlan{ImageURL: url + "/image", SHA256: sum([]byte("not the image")), Disk: "/dev/vda"}
+		reg.plan = inventory.DeployPlan{ImageURL: url + "/image", SHA256: sum([]byte("not the image")), Disk: "/dev/vda", InstanceID: "m1-1", Hostname: "node1"}
 		disk := rawDisk(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan *vm, 1)
@@ -198,6 +261,101 @@ func testImage() []byte {
 	_, _ = rand.Read(b[:1<<20])
 	copy(b[1<<20:], bytes.Repeat([]byte("fibrix deploy test image\n"), 100000))
 	return b
+}
+
+// span is where a partition is in an image, in bytes.
+type span struct{ start, end int }
+
+// partitionedImage builds a deploy image the way cloud images are laid
+// out, without root or loop devices: a GPT (sfdisk on a file) with a BIOS
+// boot partition that holds no filesystem, an ext4 /boot without an
+// os-release file and an ext4 root filesystem with one (mkfs.ext4 -d
+// populates each at its offset). The root carries random bytes, so the
+// transfer is real, and a stale seed the deploy must replace.
+func partitionedImage(t *testing.T) ([]byte, []span) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "image.raw")
+	if err := os.WriteFile(img, make([]byte, 24<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	table := "label: gpt\n" +
+		"size=1MiB, type=21686148-6449-6E6F-744E-656564454649\n" + // BIOS boot
+		"size=4MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n" +
+		"type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"
+	sfdisk := exec.Command("sfdisk", "-q", img)
+	sfdisk.Stdin = strings.NewReader(table)
+	if out, err := sfdisk.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	out, err := exec.Command("sfdisk", "-J", img).Output()
+	if err != nil {
+		t.Fatalf("sfdisk -J: %v", err)
+	}
+	var dump struct {
+		PartitionTable struct {
+			SectorSize int `json:"sectorsize"`
+			Partitions []struct {
+				Start, Size int
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &dump); err != nil || len(dump.PartitionTable.Partitions) != 3 || dump.PartitionTable.SectorSize != 512 {
+		t.Fatalf("sfdisk -J: %v\n%s", err, out)
+	}
+	var layout []span
+	for _, p := range dump.PartitionTable.Partitions {
+		layout = append(layout, span{p.Start * 512, (p.Start + p.Size) * 512})
+	}
+
+	files := func(m map[string][]byte) string {
+		d := t.TempDir()
+		for name, body := range m {
+			if err := os.MkdirAll(filepath.Join(d, filepath.Dir(name)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, name), body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	noise := make([]byte, 2<<20)
+	_, _ = rand.Read(noise)
+	trees := []string{
+		files(map[string][]byte{"grub/grub.cfg": []byte("# not an operating system\n")}),
+		files(map[string][]byte{
+			"etc/os-release":         []byte("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"),
+			"usr/share/fibrix/noise": noise,
+			seedDir + "/user-data":   []byte("#cloud-config\nhostname: stale\n"),
+			seedDir + "/meta-data":   []byte("instance-id: stale\n"),
+			seedDir + "/vendor-data": []byte("#cloud-config\n"),
+		}),
+	}
+	for i, tree := range trees {
+		p := layout[i+1]
+		mkfs := exec.Command("mkfs.ext4", "-q", "-F", "-d", tree, "-E", fmt.Sprintf("offset=%d", p.start), img, fmt.Sprintf("%dk", (p.end-p.start)>>10))
+		if out, err := mkfs.CombinedOutput(); err != nil {
+			t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+		}
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, layout
+}
+
+// customerKey is a real public key line, as a customer would upload it.
+func customerKey(t *testing.T) string {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + " alice@laptop"
 }
 
 // rawDisk is a raw disk file full of non-zero random bytes.

@@ -18,7 +18,8 @@ import (
 
 // deploy streams the plan's image to its disk while hashing the bytes as
 // served; a checksum mismatch is an error (the disk then holds a bad image
-// and the machine must not boot from it).
+// and the machine must not boot from it). A good image then gets the
+// cloud-init seed on its root filesystem.
 func (a *agent) deploy(ctx context.Context, plan inventory.DeployPlan) (inventory.DeployResult, error) {
 	res := inventory.DeployResult{Disk: inventoryName(plan.Disk)}
 	var body io.ReadCloser
@@ -79,8 +80,13 @@ func (a *agent) deploy(ctx context.Context, plan inventory.DeployPlan) (inventor
 		return res, errors.New("image checksum mismatch: got sha256 " + res.SHA256 + ", want " + plan.SHA256)
 	}
 	a.log.Info("image written", "disk", dev, "bytes", n, "took", time.Since(start).Round(time.Millisecond))
-	// The cloud-init seed (hostname, SSH keys) is not written yet: the plan's
-	// Hostname and SSHKeys are only logged.
+	if err := f.Close(); err != nil {
+		return res, fmt.Errorf("close %s: %w", dev, err)
+	}
+	res.SeedPartition, res.SSHHostKey, err = a.seed(ctx, plan, res.Disk)
+	if err != nil {
+		return res, err
+	}
 	return res, nil
 }
 

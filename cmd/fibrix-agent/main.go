@@ -5,8 +5,12 @@
 // machine off or reboots it. Flags override the command line for tests.
 //
 // Deploy images are raw disk images, optionally gzip-compressed (qcow2 is not
-// supported): they are streamed to the disk as they download, and their
-// sha256 (over the file as served) is checked before the agent reports
+// supported) with a partition table and an ext4 root filesystem: they are
+// streamed to the disk as they download, and their sha256 (over the file as
+// served) is checked. The agent then finds the root filesystem (the ext4
+// partition with an os-release file) and writes cloud-init's NoCloud seed
+// there (instance id, hostname, SSH keys and a freshly generated ed25519
+// host key, whose public half goes into the report) before it reports
 // success and reboots. On any failure the agent reports it when the region
 // is reachable, prints "FIBRIX-AGENT: <mode> failed: …" and exits non-zero
 // without powering off or rebooting; the initramfs then leaves a console
@@ -22,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -50,7 +55,9 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &agent{cfg: cfg, log: log, http: &http.Client{Timeout: 30 * time.Second}, stream: &http.Client{}, console: os.Stdout}
+	a := &agent{cfg: cfg, log: log, http: &http.Client{Timeout: 30 * time.Second}, stream: &http.Client{},
+		parts:   kernelPartitions{sysBlock: filepath.Join(cfg.root, "sys", "block"), devDir: cfg.devDir},
+		console: os.Stdout}
 	after, err := a.run(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "%s%s failed: %v\n", marker, cfg.mode, err)

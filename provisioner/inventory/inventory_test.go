@@ -190,6 +190,17 @@ func TestValidate(t *testing.T) {
 		{"nic bad mac", func(r *inventory.Report) { r.Inventory.NICs[0].MAC = "zz:54:00:12:34:56" }, "mac"},
 		{"nic negative speed", func(r *inventory.Report) { r.Inventory.NICs[0].SpeedMbps = -1 }, "speed"},
 		{"deploy bad sha", func(r *inventory.Report) { r.Deploy = &inventory.DeployResult{Disk: "vda", SHA256: "abc"} }, "sha256"},
+		{"deploy with seed and host key", func(r *inventory.Report) {
+			r.Mode, r.Inventory = inventory.ModeDeploy, nil
+			r.Deploy = &inventory.DeployResult{Disk: "nvme0n1", SeedPartition: "nvme0n1p2",
+				SSHHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdCBhIHJlYWwga2V5IGJ1dCB3ZWxsIGZvcm1lZA"}
+		}, ""},
+		{"deploy bad seed partition", func(r *inventory.Report) {
+			r.Deploy = &inventory.DeployResult{Disk: "vda", SeedPartition: "../vda1"}
+		}, "seed partition"},
+		{"deploy host key of two lines", func(r *inventory.Report) {
+			r.Deploy = &inventory.DeployResult{Disk: "vda", SSHHostKey: "ssh-ed25519 AAAA\nssh-ed25519 BBBB"}
+		}, "ssh host key"},
 		{"wiped bad name", func(r *inventory.Report) { r.Wiped = []string{"/dev/sda"} }, "wiped"},
 	}
 	for _, tt := range tests {
@@ -211,24 +222,62 @@ func TestValidate(t *testing.T) {
 }
 
 func TestValidatePlan(t *testing.T) {
-	sum := strings.Repeat("0f", 32)
+	good := func() inventory.DeployPlan {
+		return inventory.DeployPlan{ImageURL: "http://10.0.0.1/img.raw.gz", SHA256: strings.Repeat("0f", 32), Disk: "sda",
+			InstanceID: "01jd4r8k2m-1763712000", Hostname: "node-1",
+			SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdCBhIHJlYWwga2V5IGJ1dCB3ZWxsIGZvcm1lZA staff@example (José)"}}
+	}
 	tests := []struct {
-		name string
-		plan inventory.DeployPlan
-		ok   bool
+		name    string
+		edit    func(*inventory.DeployPlan)
+		wantErr string // "" when valid
 	}{
-		{"good", inventory.DeployPlan{ImageURL: "http://10.0.0.1/img.raw.gz", SHA256: sum, Disk: "sda"}, true},
-		{"dev path", inventory.DeployPlan{ImageURL: "https://r/img", SHA256: sum, Disk: "/dev/nvme0n1"}, true},
-		{"ftp", inventory.DeployPlan{ImageURL: "ftp://r/img", SHA256: sum, Disk: "sda"}, false},
-		{"upper-case sum", inventory.DeployPlan{ImageURL: "http://r/img", SHA256: strings.ToUpper(sum), Disk: "sda"}, false},
-		{"no disk", inventory.DeployPlan{ImageURL: "http://r/img", SHA256: sum}, false},
-		{"traversal", inventory.DeployPlan{ImageURL: "http://r/img", SHA256: sum, Disk: "/dev/../etc/passwd"}, false},
+		{"good", func(*inventory.DeployPlan) {}, ""},
+		{"dev path", func(p *inventory.DeployPlan) { p.ImageURL, p.Disk = "https://r/img", "/dev/nvme0n1" }, ""},
+		{"no ssh keys", func(p *inventory.DeployPlan) { p.SSHKeys = nil }, ""},
+		{"uuid instance id", func(p *inventory.DeployPlan) { p.InstanceID = "iid-6f1c2a4e-9b7d-4c1e-8f00-0123456789ab" }, ""},
+		{"ftp", func(p *inventory.DeployPlan) { p.ImageURL = "ftp://r/img" }, "image url"},
+		{"upper-case sum", func(p *inventory.DeployPlan) { p.SHA256 = strings.ToUpper(p.SHA256) }, "sha256"},
+		{"no disk", func(p *inventory.DeployPlan) { p.Disk = "" }, "disk"},
+		{"traversal", func(p *inventory.DeployPlan) { p.Disk = "/dev/../etc/passwd" }, "disk"},
+		{"no instance id", func(p *inventory.DeployPlan) { p.InstanceID = "" }, "instance id is empty"},
+		{"instance id with slash", func(p *inventory.DeployPlan) { p.InstanceID = "a/../b" }, "instance id"},
+		{"instance id with newline", func(p *inventory.DeployPlan) { p.InstanceID = "a\nlocal-hostname: x" }, "instance id"},
+		{"long instance id", func(p *inventory.DeployPlan) { p.InstanceID = strings.Repeat("i", 129) }, "instance id"},
+		{"no hostname", func(p *inventory.DeployPlan) { p.Hostname = "" }, "hostname"},
+		{"upper-case hostname", func(p *inventory.DeployPlan) { p.Hostname = "Node1" }, "hostname"},
+		{"dotted hostname", func(p *inventory.DeployPlan) { p.Hostname = "node1.example.com" }, "hostname"},
+		{"hostname ending in dash", func(p *inventory.DeployPlan) { p.Hostname = "node-" }, "hostname"},
+		{"hostname of 64 characters", func(p *inventory.DeployPlan) { p.Hostname = strings.Repeat("n", 64) }, "hostname"},
+		{"hostname with quote", func(p *inventory.DeployPlan) { p.Hostname = `n"1` }, "hostname"},
+		{"ssh key with newline", func(p *inventory.DeployPlan) {
+			p.SSHKeys = append(p.SSHKeys, "ssh-ed25519 AAAA a\nssh-ed25519 BBBB intruder")
+		}, "ssh key 2 is not a single line"},
+		{"ssh key with carriage return", func(p *inventory.DeployPlan) { p.SSHKeys[0] += "\r" }, "ssh key 1 is not a single line"},
+		{"ssh key with line separator", func(p *inventory.DeployPlan) { p.SSHKeys[0] += "\u2028x" }, "ssh key 1 is not a single line"},
+		{"blank ssh key", func(p *inventory.DeployPlan) { p.SSHKeys = []string{"  "} }, "ssh key 1 is empty"},
+		{"ssh key not utf-8", func(p *inventory.DeployPlan) { p.SSHKeys[0] += "\xff" }, "not UTF-8"},
+		{"huge ssh key", func(p *inventory.DeployPlan) { p.SSHKeys[0] = "ssh-rsa " + strings.Repeat("A", 9000) }, "longer than"},
+		{"too many ssh keys", func(p *inventory.DeployPlan) {
+			p.SSHKeys = make([]string, 101)
+			for i := range p.SSHKeys {
+				p.SSHKeys[i] = "ssh-ed25519 AAAA"
+			}
+		}, "ssh keys"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := inventory.ValidatePlan(tt.plan)
-			if (err == nil) != tt.ok {
-				t.Fatalf("ValidatePlan = %v, want ok %v", err, tt.ok)
+			p := good()
+			tt.edit(&p)
+			err := inventory.ValidatePlan(p)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("ValidatePlan: %v", err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, inventory.ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("ValidatePlan = %v, want ErrInvalid mentioning %q", err, tt.wantErr)
 			}
 		})
 	}

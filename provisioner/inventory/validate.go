@@ -6,6 +6,8 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrInvalid classifies every error Validate returns.
@@ -21,11 +23,18 @@ const (
 	maxText      = 256
 	maxSpeedMbps = 1_000_000
 	maxMessage   = 4096
+	maxSSHKeys   = 100
+	maxSSHKey    = 8192 // bytes of one authorized_keys line
 )
 
 var (
 	devName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
 	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// hostname is one lower-case DNS label, as machine names are.
+	hostname = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	// instanceID is safe as a file name: cloud-init keeps per-instance state
+	// under /var/lib/cloud/instances/<instance-id>.
+	instanceID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 )
 
 // NormalizeMAC returns a 6-byte Ethernet MAC in lower-case colon form.
@@ -79,6 +88,14 @@ func Validate(r Report) error {
 		}
 		if d.SHA256 != "" && !sha256Hex.MatchString(d.SHA256) {
 			return fmt.Errorf("%w: deploy result sha256 is not 64 hex digits", ErrInvalid)
+		}
+		if d.SeedPartition != "" && !devName.MatchString(d.SeedPartition) {
+			return fmt.Errorf("%w: deploy result seed partition %q", ErrInvalid, d.SeedPartition)
+		}
+		if d.SSHHostKey != "" {
+			if err := singleLine(d.SSHHostKey, maxSSHKey); err != nil {
+				return fmt.Errorf("%w: deploy result ssh host key %v", ErrInvalid, err)
+			}
 		}
 	}
 	for _, w := range r.Wiped {
@@ -145,6 +162,43 @@ func ValidatePlan(p DeployPlan) error {
 	}
 	if !devName.MatchString(strings.TrimPrefix(p.Disk, "/dev/")) {
 		return fmt.Errorf("%w: disk %q", ErrInvalid, p.Disk)
+	}
+	if p.InstanceID == "" {
+		return fmt.Errorf("%w: instance id is empty", ErrInvalid)
+	}
+	if !instanceID.MatchString(p.InstanceID) {
+		return fmt.Errorf("%w: instance id %q: want up to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", ErrInvalid, p.InstanceID)
+	}
+	if !hostname.MatchString(p.Hostname) {
+		return fmt.Errorf("%w: hostname %q: want one DNS label of lower-case letters, digits and inner '-', up to 63 characters", ErrInvalid, p.Hostname)
+	}
+	if len(p.SSHKeys) > maxSSHKeys {
+		return fmt.Errorf("%w: %d ssh keys, at most %d", ErrInvalid, len(p.SSHKeys), maxSSHKeys)
+	}
+	for i, k := range p.SSHKeys {
+		if err := singleLine(k, maxSSHKey); err != nil {
+			return fmt.Errorf("%w: ssh key %d %v", ErrInvalid, i+1, err)
+		}
+	}
+	return nil
+}
+
+// singleLine checks that s is one non-blank line of printable text of at
+// most limit bytes: an authorized_keys entry, never something that could
+// add a second one.
+func singleLine(s string, limit int) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return errors.New("is empty")
+	case len(s) > limit:
+		return fmt.Errorf("is longer than %d bytes", limit)
+	case !utf8.ValidString(s):
+		return errors.New("is not UTF-8")
+	}
+	for _, r := range s {
+		if r != '\t' && !unicode.IsPrint(r) {
+			return fmt.Errorf("is not a single line of text (character %U)", r)
+		}
 	}
 	return nil
 }
