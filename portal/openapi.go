@@ -195,6 +195,17 @@ func openAPIDocument(version string) oaObj {
 		"description": "{type: ipmi|wol|virsh|manual, password?, …driver parameters (ipmi: address, port, username, interface, cipher_suite, timeout, boot_mode: bios (the default) or uefi, how the machine is set to boot from the network; wol: mac, broadcast; virsh: domain, uri, timeout)}; the password is stored encrypted and never returned",
 		"properties":  oaObj{"type": oaEnum("ipmi", "wol", "virsh", "manual"), "password": oaObj{"type": "string", "writeOnly": true}}}
 
+	bootSubnet := oaObj{"name": oaString(), "cidr": oaObj{"type": "string", "description": "IPv4 network, /30 or larger, e.g. 10.213.0.0/24; may not overlap another boot subnet"},
+		"gateway": oaString(), "dns_servers": oaArray(oaString()),
+		"range_start":   oaObj{"type": "string", "description": "first address of the dynamic range for machines not yet enlisted; empty with range_end: reservations only"},
+		"range_end":     oaObj{"type": "string", "description": "last address of the dynamic range"},
+		"lease_seconds": oaObj{"type": "integer", "format": "int64", "minimum": 60, "maximum": 604800, "description": "lease time; 0 or absent: 3600"}}
+	bootSubnetFigures := oaObj{"id": oaString(), "size": oaObj{"type": "integer", "format": "int64", "description": "addresses in the dynamic range"},
+		"used": oaObj{"type": "integer", "format": "int64", "description": "addresses of the dynamic range with a lease that has not run out"},
+		"free": oaInt(), "reservation_count": oaInt(), "created_at": oaTime()}
+	reservation := oaObj{"mac": oaString(), "ip": oaObj{"type": "string", "description": "a host address of the subnet outside its dynamic range"},
+		"hostname": oaObj{"type": "string", "description": "one DNS label, sent to the machine"}}
+
 	schemas := oaObj{
 		"Error": oaObject(oaObj{"error": oaObject(oaObj{
 			"code": oaString(), "message": oaString(), "field": oaString(), "request_id": oaString(),
@@ -273,8 +284,17 @@ func openAPIDocument(version string) oaObj {
 			"kvm_host": oaObj{"type": "boolean", "description": "deploy: register the deployed machine as a KVM host (the image must run libvirt)"}}, "reason", "image", "disk", "kvm_host"),
 		"Discovered": oaObject(oaObj{"mac": oaString(), "subnet_id": oaString(), "vendor_class": oaString(), "arch": oaObj{"type": "integer", "description": "DHCP option 93 client architecture; -1 unknown"},
 			"user_class": oaString(), "first_seen": oaTime(), "last_seen": oaTime()}),
-		"EnlistDiscovered": oaObject(oaObj{"name": oaString()}),
-		"DeployKeys":       oaObject(oaObj{"keys": oaArray(oaObj{"type": "string", "description": "one OpenSSH public key (authorized_keys line)"})}),
+		"EnlistDiscovered":  oaObject(oaObj{"name": oaString()}),
+		"BootSubnet":        oaObject(oaMerge(bootSubnet, bootSubnetFigures)),
+		"BootSubnetDetail":  oaObject(oaMerge(oaMerge(bootSubnet, bootSubnetFigures), oaObj{"reservations": oaArray(oaRef("Reservation"))})),
+		"BootSubnetCreate":  oaObject(bootSubnet, "gateway", "dns_servers", "range_start", "range_end", "lease_seconds"),
+		"Reservation":       oaObject(oaMerge(reservation, oaObj{"subnet_id": oaString(), "created_at": oaTime()})),
+		"ReservationCreate": oaObject(reservation, "hostname"),
+		"Lease": oaObject(oaObj{"ip": oaString(), "mac": oaObj{"type": "string", "description": "empty for a declined address"},
+			"hostname": oaObj{"type": "string", "description": "from the MAC's reservation, if any"},
+			"state":    oaObj{"type": "string", "enum": leaseStates(), "description": "active: held now; expired: ran out, the address may go to another MAC; declined: a client reported the address in use, so it is held by no MAC for one lease time"},
+			"reserved": oaObj{"type": "boolean", "description": "the address is the MAC's reservation"}, "expires_at": oaTime(), "created_at": oaTime()}),
+		"DeployKeys": oaObject(oaObj{"keys": oaArray(oaObj{"type": "string", "description": "one OpenSSH public key (authorized_keys line)"})}),
 		"VMUpdate": oaObject(oaObj{"expose_http": oaObj{"type": "boolean", "description": "publish port 80 by Host header at the VM's DNS name"},
 			"expose_https":   oaObj{"type": "boolean", "description": "pass TLS on port 443 through by SNI at the VM's DNS name"},
 			"proxy_protocol": oaObj{"type": "boolean", "description": "prefix passed-through TLS connections with a PROXY v2 header"}},
@@ -409,6 +429,25 @@ func openAPIDocument(version string) oaObj {
 			params: oaPaging(), errors: []int{400, 404}}},
 		"/admin/discovered/{id}/enlist": {"post": {summary: "Enlist a discovered MAC (the id) as a machine with manual power", tag: "admin", body: "EnlistDiscovered",
 			status: 201, response: oaRef("MachineDetail"), errors: []int{403, 404, 409}}},
+		"/admin/boot-subnets": {
+			"get": {summary: "Networks the DHCP server answers on, with how much of each dynamic range is leased", tag: "admin", status: 200,
+				response: oaItems("BootSubnet"), errors: []int{404}},
+			"post": {summary: "Add a network the DHCP server answers on", tag: "admin", body: "BootSubnetCreate", status: 201,
+				response: oaRef("BootSubnet"), errors: []int{403, 404, 409}},
+		},
+		"/admin/boot-subnets/{id}": {
+			"get":    {summary: "One boot subnet by id or name, with its reservations", tag: "admin", status: 200, response: oaRef("BootSubnetDetail"), errors: []int{404}},
+			"delete": {summary: "Remove a boot subnet with its reservations and leases", tag: "admin", status: 204, errors: []int{403, 404, 409}},
+		},
+		"/admin/boot-subnets/{id}/reservations": {
+			"get": {summary: "A boot subnet's reservations by address", tag: "admin", status: 200, response: oaItems("Reservation"), errors: []int{404}},
+			"post": {summary: "Give a MAC a fixed address in the boot subnet", tag: "admin", body: "ReservationCreate", status: 201,
+				response: oaRef("Reservation"), errors: []int{403, 404, 409}},
+		},
+		"/admin/boot-subnets/{id}/reservations/{mac}": {"delete": {summary: "Remove a MAC's reservation; its lease stays until it runs out", tag: "admin",
+			status: 204, errors: []int{403, 404, 422}}},
+		"/admin/boot-subnets/{id}/leases": {"get": {summary: "A boot subnet's leases by address, expired ones included", tag: "admin", status: 200,
+			response: oaList("Lease"), params: oaPaging(oaQuery("state", "Only leases in this state.", oaEnum(leaseStates()...))), errors: []int{400, 404}}},
 		"/admin/audit": {"get": {summary: "The whole audit log, newest first", tag: "admin", status: 200, response: oaList("AuditEntry"), errors: []int{400, 404},
 			params: oaPaging(append([]oaObj{oaQuery("tenant", "Tenant id.", oaString()), oaQuery("actor", "Part of the actor's email.", oaString())}, audit...)...)}},
 		"/admin/deploy-ssh-keys": {
@@ -418,14 +457,22 @@ func openAPIDocument(version string) oaObj {
 	}
 
 	idParam := oaObj{"name": "id", "in": "path", "required": true, "schema": oaString()}
+	macParam := oaObj{"name": "mac", "in": "path", "required": true, "description": "MAC address, e.g. 52:54:00:12:34:56", "schema": oaString()}
 	outPaths := oaObj{}
 	for path, ops := range paths {
 		item := oaObj{}
 		for method, op := range ops {
 			item[method] = op.build()
 		}
+		var params []oaObj
 		if strings.Contains(path, "{id}") {
-			item["parameters"] = []oaObj{idParam}
+			params = append(params, idParam)
+		}
+		if strings.Contains(path, "{mac}") {
+			params = append(params, macParam)
+		}
+		if len(params) > 0 {
+			item["parameters"] = params
 		}
 		outPaths[path] = item
 	}
