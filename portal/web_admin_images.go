@@ -8,7 +8,9 @@ import (
 )
 
 // adminImageFields are the image form's inputs besides the enabled checkbox.
-func adminImageFields() []string { return []string{"name", "os", "version", "kind", "source_url", "checksum"} }
+func adminImageFields() []string {
+	return []string{"name", "os", "version", "kind", "source_url", "checksum"}
+}
 
 // adminImageForm reads a submitted image form; the store trims and checks it.
 func adminImageForm(c *fiber.Ctx, withEnabled bool) (store.ImageInput, views.AdminImageForm) {

@@ -580,7 +580,7 @@ func TestAdminImages(t *testing.T) {
 			if role == "admin" {
 				adminSameNames(t, "actions", actions, "/admin/images")
 				f := adminMustHave(t, doc, tid("admin-image-create-form"))
-				adminSameNames(t, "create form", adminInputNames(f), "name", "os", "version", "source_url", "checksum")
+				adminSameNames(t, "create form", adminInputNames(f), "name", "os", "version", "kind", "source_url", "checksum")
 			} else {
 				if len(actions) != 0 {
 					t.Fatalf("%s sees forms %v", role, actions)
@@ -637,7 +637,7 @@ func TestAdminImageEdit(t *testing.T) {
 			}
 			adminSameNames(t, "actions", actions, "/admin/images/4")
 			f := adminMustHave(t, doc, tid("admin-image-edit-form"))
-			adminSameNames(t, "edit form", adminInputNames(f), "name", "os", "version", "source_url", "checksum", "enabled")
+			adminSameNames(t, "edit form", adminInputNames(f), "name", "os", "version", "kind", "source_url", "checksum", "enabled")
 			if _, ok := f.Find(`input[name="enabled"]`).Attr("checked"); ok {
 				t.Error("disabled image shown as enabled")
 			}

@@ -47,9 +47,11 @@ func TestImageKinds(t *testing.T) {
 			mod   func(in *store.ImageInput)
 			field string
 		}{
-			"unknown kind":          {func(in *store.ImageInput) { in.Kind = "container" }, "kind"},
-			"machine from file://":  {func(in *store.ImageInput) { in.Kind, in.SourceURL = store.ImageMachine, "file:///srv/m.img" }, "source_url"},
-			"machine with a kernel": {func(in *store.ImageInput) { in.Kind, in.KernelURL, in.InitrdURL = store.ImageMachine, "https://x/k", "https://x/i" }, "kernel_url"},
+			"unknown kind":         {func(in *store.ImageInput) { in.Kind = "container" }, "kind"},
+			"machine from file://": {func(in *store.ImageInput) { in.Kind, in.SourceURL = store.ImageMachine, "file:///srv/m.img" }, "source_url"},
+			"machine with a kernel": {func(in *store.ImageInput) {
+				in.Kind, in.KernelURL, in.InitrdURL = store.ImageMachine, "https://x/k", "https://x/i"
+			}, "kernel_url"},
 		} {
 			in := base
 			tc.mod(&in)

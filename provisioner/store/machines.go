@@ -144,7 +144,7 @@ type Machine struct {
 	AgentTokenHash string
 	DeployImageID  string
 	DeployDisk     string
-	DeployKVMHost  bool `gorm:"column:deploy_kvm_host"`
+	DeployKVMHost  bool   `gorm:"column:deploy_kvm_host"`
 	SSHHostKey     string `gorm:"column:ssh_host_key"`
 	HostID         string
 	CreatedAt      time.Time

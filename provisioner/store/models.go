@@ -145,8 +145,8 @@ type Image struct {
 	// Kind is ImageVM or ImageMachine.
 	Kind      string
 	Enabled   bool
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Image kinds: a VM image is a qcow2 disk libvirt boots; a machine image is
