@@ -87,6 +87,10 @@ type PowerJob struct {
 //
 // A worker that dies mid-job leaves both to expire; the lease is longer
 // than a command may take, so a live worker never loses its claim.
+//
+// lockMachineFirst: every transaction here writes the machine row before
+// any claim row, as deleting a machine does (its claims go by cascade), so
+// that on PostgreSQL two of them never wait for each other in a circle.
 
 // powerClaim is one claimed power job.
 type powerClaim struct {
@@ -220,37 +224,36 @@ func (s *Store) ClaimPowerJob(ctx context.Context, eventID, owner string, lease 
 		case prev.Owner != owner:
 			job.TakenOverFrom = prev.Owner
 		}
+		// The machine first (see lockMachineFirst), then the job.
+		res := tx.Model(&Machine{}).Where("id = ? AND "+machineFree, ev.MachineID, owner, ts).
+			UpdateColumns(map[string]any{"power_lease_owner": owner, "power_lease_until": ts.Add(lease)})
+		if res.Error != nil {
+			return fmt.Errorf("lease machine: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return errNotClaimable // deleted, or another worker is talking to its BMC
+		}
 		// One statement claims a free job or takes over an expired claim;
 		// of two workers racing for the job exactly one changes the row.
-		res := tx.Exec(`INSERT INTO machine_power_claims (event_id, machine_id, owner, claimed_at, lease_until)
+		res = tx.Exec(`INSERT INTO machine_power_claims (event_id, machine_id, owner, claimed_at, lease_until)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (event_id) DO UPDATE SET owner = excluded.owner, claimed_at = excluded.claimed_at, lease_until = excluded.lease_until
 			WHERE machine_power_claims.lease_until < ?`, ev.ID, ev.MachineID, owner, ts, ts.Add(lease), ts)
 		if res.Error != nil {
-			if errors.Is(res.Error, gorm.ErrForeignKeyViolated) {
-				return errNotClaimable // deleted meanwhile
-			}
 			return fmt.Errorf("claim power job: %w", res.Error)
 		}
 		if res.RowsAffected != 1 {
 			return errNotClaimable
 		}
-		// Checked after the claim: a result the previous holder recorded
-		// (deleting its claim) before our INSERT is visible now.
+		// Checked last, holding both: a result the previous holder recorded
+		// (in the transaction that freed the machine and ended its claim)
+		// is visible now.
 		j, wanted, err := powerJobOf(tx, ev, since)
 		if err != nil {
 			return err
 		}
 		if !wanted {
 			return errNotClaimable
-		}
-		res = tx.Model(&Machine{}).Where("id = ? AND "+machineFree, ev.MachineID, owner, ts).
-			UpdateColumns(map[string]any{"power_lease_owner": owner, "power_lease_until": ts.Add(lease)})
-		if res.Error != nil {
-			return fmt.Errorf("lease machine: %w", res.Error)
-		}
-		if res.RowsAffected != 1 {
-			return errNotClaimable // another worker is talking to its BMC
 		}
 		j.TakenOverFrom = job.TakenOverFrom
 		job = j
@@ -313,10 +316,13 @@ func powerJobOf(tx *gorm.DB, ev MachineEvent, since time.Time) (PowerJob, bool, 
 // hold changes nothing.
 func (s *Store) ReleasePowerJob(ctx context.Context, eventID, machineID, owner string) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := releaseMachine(tx, machineID, owner); err != nil {
+			return err
+		}
 		if err := tx.Where("event_id = ? AND owner = ?", eventID, owner).Delete(&powerClaim{}).Error; err != nil {
 			return fmt.Errorf("release power claim: %w", err)
 		}
-		return releaseMachine(tx, machineID, owner)
+		return nil
 	})
 }
 
@@ -378,7 +384,19 @@ func (s *Store) RecordPowerResult(ctx context.Context, r PowerResult) error {
 		kind = EventPowerFailed
 	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Where("event_id = ? AND owner = ?", r.EventID, r.Owner).Delete(&powerClaim{})
+		// Release the machine if still ours; the row is written (locked)
+		// either way, before the claim (see lockMachineFirst).
+		res := tx.Exec(`UPDATE machines SET
+			power_lease_until = CASE WHEN power_lease_owner = ? THEN NULL ELSE power_lease_until END,
+			power_lease_owner = CASE WHEN power_lease_owner = ? THEN '' ELSE power_lease_owner END
+			WHERE id = ?`, r.Owner, r.Owner, r.MachineID)
+		if res.Error != nil {
+			return fmt.Errorf("release machine: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return errClaimLost() // the machine was deleted
+		}
+		res = tx.Where("event_id = ? AND owner = ?", r.EventID, r.Owner).Delete(&powerClaim{})
 		if res.Error != nil {
 			return fmt.Errorf("end power claim: %w", res.Error)
 		}
@@ -386,9 +404,6 @@ func (s *Store) RecordPowerResult(ctx context.Context, r PowerResult) error {
 			return errClaimLost()
 		}
 		if err := addEvent(tx, r.MachineID, kind, "", "", r.Message, r.EventID); err != nil {
-			return err
-		}
-		if err := releaseMachine(tx, r.MachineID, r.Owner); err != nil {
 			return err
 		}
 		if r.State == "" {
