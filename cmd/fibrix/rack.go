@@ -35,6 +35,7 @@ type bootFlags struct {
 	initrd     string
 	images     string
 	agentURL   string
+	refresh    time.Duration
 }
 
 func (b *bootFlags) register(fs *flag.FlagSet) {
@@ -46,6 +47,7 @@ func (b *bootFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.kernel, "boot-kernel", "out/agent/vmlinuz", "kernel of the commissioning environment")
 	fs.StringVar(&b.initrd, "boot-initrd", "out/agent/initrd.img", "initramfs of the commissioning environment (with the agent)")
 	fs.StringVar(&b.images, "boot-images", "", "directory of the OS images machines deploy (empty: none)")
+	fs.DurationVar(&b.refresh, "boot-subnet-refresh", 30*time.Second, "how often the DHCP server rereads the boot subnets and reservations")
 	fs.StringVar(&b.agentURL, "agent-url", "", "URL of the portal that boot agents' reports are relayed to (default: http://<boot-server-ip>:<port of --listen>)")
 }
 
@@ -57,6 +59,7 @@ type bootPlan struct {
 	tftpRoot   string
 	httpListen string
 	agentURL   *url.URL
+	refresh    time.Duration
 	netboot    netboot.Config
 }
 
@@ -78,7 +81,13 @@ func (b bootFlags) plan(portalListen string) (*bootPlan, error) {
 			}
 		}
 	}
-	p := &bootPlan{iface: b.iface, tftpRoot: b.tftpRoot}
+	if b.refresh == 0 {
+		b.refresh = 30 * time.Second
+	}
+	if b.refresh < time.Second || b.refresh > time.Hour {
+		return nil, fmt.Errorf("--boot-subnet-refresh: %v is outside 1s–1h", b.refresh)
+	}
+	p := &bootPlan{iface: b.iface, tftpRoot: b.tftpRoot, refresh: b.refresh}
 	if b.serverIP == "" {
 		if len(own) == 0 {
 			return nil, fmt.Errorf("--boot-interface: %s has no IPv4 address; give it one, or set --boot-server-ip", b.iface)
@@ -139,7 +148,7 @@ func (b bootFlags) plan(portalListen string) (*bootPlan, error) {
 func startBoot(ctx context.Context, g *errgroup.Group, st *store.Store, p *bootPlan, log *slog.Logger) error {
 	log = log.With("component", "boot")
 	httpBoot := p.netboot.BaseURL
-	dh, err := dhcpd.New(ctx, dhcpd.Config{Interface: p.iface, ServerIP: p.serverIP, TFTPServer: p.serverIP, HTTPBootURL: httpBoot}, st, log)
+	dh, err := dhcpd.New(ctx, dhcpd.Config{Interface: p.iface, ServerIP: p.serverIP, TFTPServer: p.serverIP, HTTPBootURL: httpBoot, Refresh: p.refresh}, st, log)
 	if err != nil {
 		return err
 	}

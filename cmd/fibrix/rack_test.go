@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -47,6 +48,8 @@ func TestBootPlan(t *testing.T) {
 			wantErr: "--boot-http-listen"},
 		{name: "bad agent url", flags: with(func(b *bootFlags) { b.agentURL = "region:8080" }),
 			wantErr: "--agent-url"},
+		{name: "refresh too often", flags: with(func(b *bootFlags) { b.refresh = time.Millisecond }),
+			wantErr: "--boot-subnet-refresh: 1ms is outside 1s–1h"},
 		{name: "kernel missing", flags: with(func(b *bootFlags) { b.kernel = filepath.Join(dir, "nope") }),
 			wantErr: "boot stack: netboot: kernel"},
 	}
