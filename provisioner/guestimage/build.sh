@@ -2,10 +2,13 @@
 # Builds the Fibrix Cloud guest image offline from Debian packages:
 #   OUTPUT/base.qcow2    ext4 root filesystem, no partition table (root=/dev/vda or LABEL=root)
 #   OUTPUT/vmlinuz       kernel for direct kernel boot
-#   OUTPUT/initrd.img    matching initramfs (virtio drivers only)
+#   OUTPUT/initrd.img    matching initramfs (virtio, AHCI and NVMe disk drivers)
+#   OUTPUT/metal.img.gz  gzip of a raw disk for bare-metal machines: MBR with GRUB for BIOS,
+#                        one partition from 1 MiB with the same system plus kernel, initrd,
+#                        /boot/grub/grub.cfg and server drivers; grown to the disk on first boot
 #   OUTPUT/packages.txt  installed packages and versions
 #   OUTPUT/SHA256SUMS
-# Usage: build.sh OUTPUT   (as root; needs mmdebstrap e2fsprogs qemu-utils)
+# Usage: build.sh OUTPUT   (as root; needs mmdebstrap e2fsprogs qemu-utils gzip)
 # The mirror is the one apt already uses (/etc/apt/sources.list.d/*.sources or
 # /etc/apt/sources.list); set MIRROR to a one-line "deb URI bookworm main" to override.
 set -eu
@@ -83,12 +86,35 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 root=$work/root
 
-# Only virtio guests boot this image, so the initramfs carries just those drivers: a
-# smaller initrd unpacks noticeably faster under TCG than MODULES=most (36 MB).
+# The initramfs carries only the drivers that find the root disk of a virtio VM or of a
+# machine with a SATA (AHCI) or NVMe disk: a smaller initrd unpacks noticeably faster
+# under TCG than MODULES=most (36 MB).
 setup_hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d" &&
 printf "MODULES=list\nCOMPRESS=gzip\n" >"$1/etc/initramfs-tools/conf.d/fibrix.conf" &&
 printf "%s\n" virtio_pci virtio_blk virtio_scsi sd_mod virtio_net virtio_console ext4 crc32c_generic \
-	>"$1/usr/share/initramfs-tools/modules.d/fibrix"'
+	ahci nvme >"$1/usr/share/initramfs-tools/modules.d/fibrix"'
+
+# GRUB for the metal image: grub-mkimage makes core.img inside the chroot (grub-install
+# needs a disk device; there is none), then GRUB's packages are purged again so the
+# image's package set stays what it was. core.img finds its configuration on the first
+# partition of the BIOS boot disk (hd0): biosdisk reads it through int 13h whatever the
+# controller is. The hook leaves core.img and boot.img in $FIBRIX_GRUB.
+FIBRIX_GRUB=$work/grub
+export FIBRIX_GRUB
+mkdir "$FIBRIX_GRUB"
+grub_hook='set -eu
+chroot "$1" dpkg-query -W -f "\${Package} \${Version}\n" >"$FIBRIX_GRUB/packages"
+chroot "$1" apt-get install -y -q grub-pc-bin
+chroot "$1" grub-mkimage -O i386-pc -o /tmp/core.img -p "(hd0,msdos1)/boot/grub" \
+	biosdisk part_msdos ext2 normal linux search search_label configfile echo test serial terminal
+mv "$1/tmp/core.img" "$FIBRIX_GRUB/core.img"
+cp "$1/usr/lib/grub/i386-pc/boot.img" "$FIBRIX_GRUB/boot.img"
+added=$(chroot "$1" dpkg-query -W -f "\${Package} \${Version}\n" | grep -vxF -f "$FIBRIX_GRUB/packages" | cut -d" " -f1)
+chroot "$1" apt-get purge -y -q $added
+chroot "$1" dpkg-query -W -f "\${Package} \${Version}\n" | cmp -s - "$FIBRIX_GRUB/packages" || {
+	echo "build.sh: purging GRUB did not restore the package set" >&2
+	exit 1
+}'
 
 customize() {
 	r=$1
@@ -101,7 +127,8 @@ datasource_list: [ NoCloud, None ]
 manage_etc_hosts: true
 # no locales are installed; C.UTF-8 is built into libc
 locale: false
-# no boot loader: the host boots the kernel beside the disk directly
+# no boot loader package: VMs boot the kernel beside their disk directly, and the
+# GRUB of the bare-metal disk is written into its boot sectors when it is built
 grub_dpkg:
   enabled: false
 # RSA keygen costs seconds under emulation; every current client speaks these
@@ -127,26 +154,64 @@ EOF
 	# systemd creates a new machine id per VM when the file is empty.
 	: >"$r/etc/machine-id"
 	rm -f "$r/var/lib/dbus/machine-id"
-	# Kernel and initrd are shipped beside the disk for direct kernel boot.
-	kver=$(ls "$r/lib/modules")
-	cp "$r/boot/vmlinuz-$kver" "$out/vmlinuz.new"
-	cp "$r/boot/initrd.img-$kver" "$out/initrd.img.new"
-	rm -f "$r"/boot/vmlinuz-* "$r"/boot/initrd.img-* "$r"/boot/System.map-* "$r"/vmlinuz* "$r"/initrd.img*
-	# Drop drivers a virtio VM never loads (graphics, radio, sound, media, hardware NICs).
-	m=$r/lib/modules/$kver/kernel
-	rm -rf "$m/drivers/gpu" "$m/drivers/media" "$m/drivers/net/wireless" "$m/drivers/net/ethernet" \
-		"$m/drivers/infiniband" "$m/drivers/staging" "$m/sound" "$m/drivers/bluetooth" \
-		"$m/net/bluetooth" "$m/net/wireless" "$m/net/mac80211" "$m/drivers/iio" "$m/drivers/isdn" \
-		"$m/drivers/nfc" "$m/net/nfc" "$m/drivers/thunderbolt" "$m/drivers/hwmon" \
-		"$m/drivers/net/can" "$m/drivers/net/usb" "$m/drivers/usb/serial" "$m/drivers/usb/gadget" \
-		"$m/drivers/mtd" "$m/drivers/scsi/qla2xxx" "$m/drivers/scsi/lpfc" "$m/drivers/scsi/mpt3sas" \
-		"$m/drivers/scsi/qedf" "$m/drivers/scsi/bfa" "$m/drivers/scsi/be2iscsi" "$m/drivers/net/fddi" \
-		"$m/drivers/atm" "$m/drivers/memstick" "$m/drivers/mmc" "$m/drivers/firewire" "$m/drivers/pcmcia"
-	chroot "$r" depmod -a "$kver"
 	# Caches and logs that differ per build and are useless in a fresh VM.
 	rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/* "$r"/var/cache/debconf/*-old \
 		"$r"/var/log/*.log "$r"/var/log/apt/* "$r"/var/lib/cloud/* "$r"/tmp/* "$r"/var/tmp/*
 	chroot "$r" dpkg-query -W -f '${Package} ${Version}\n' >"$out/packages.txt.new"
+	# Kernel and initrd are shipped beside the VM disk for direct kernel boot.
+	kver=$(ls "$r/lib/modules")
+	cp "$r/boot/vmlinuz-$kver" "$out/vmlinuz.new"
+	cp "$r/boot/initrd.img-$kver" "$out/initrd.img.new"
+}
+
+# strip_modules removes the kernel modules under the given directories of
+# /lib/modules/$kver/kernel and updates the module index.
+strip_modules() {
+	r=$1
+	shift
+	for d in "$@"; do
+		rm -rf "${r:?}/lib/modules/$kver/kernel/$d"
+	done
+	chroot "$r" depmod -a "$kver"
+}
+
+# metal_tree turns the tree into the bare-metal system. The kernel and initrd stay in
+# /boot (the /vmlinuz and /initrd.img links that kernel upgrades move point at them), and
+# GRUB boots them with the console on both screen and first serial port. Servers keep the
+# drivers of their NICs, storage controllers and sensors, not those of desktops and
+# gadgets.
+metal_tree() {
+	r=$1
+	rm -f "$r"/boot/System.map-* "$r/vmlinuz.old" "$r/initrd.img.old"
+	strip_modules "$r" drivers/gpu drivers/media drivers/net/wireless sound drivers/bluetooth \
+		net/bluetooth net/wireless net/mac80211 drivers/staging drivers/iio drivers/isdn \
+		drivers/nfc net/nfc drivers/net/can drivers/usb/serial drivers/usb/gadget drivers/mtd \
+		drivers/atm drivers/memstick drivers/mmc drivers/firewire drivers/pcmcia drivers/thunderbolt
+	mkdir -p "$r/boot/grub"
+	cat >"$r/boot/grub/grub.cfg" <<'GRUB'
+# Fibrix Cloud bare-metal image
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+set timeout=0
+set default=0
+menuentry 'Debian GNU/Linux' {
+	linux /vmlinuz root=LABEL=root ro console=tty0 console=ttyS0,115200
+	initrd /initrd.img
+}
+GRUB
+}
+
+# vm_tree turns the metal tree into the VM system: no kernel inside (it is shipped beside
+# the disk for direct kernel boot), no boot loader, and none of the drivers the metal
+# system keeps that a virtio VM never loads (hardware NICs, sensors, storage controllers).
+vm_tree() {
+	r=$1
+	rm -rf "$r/boot/grub"
+	rm -f "$r"/boot/vmlinuz-* "$r"/boot/initrd.img-* "$r"/vmlinuz* "$r"/initrd.img*
+	strip_modules "$r" drivers/net/ethernet drivers/infiniband drivers/hwmon drivers/net/usb \
+		drivers/net/fddi drivers/scsi/qla2xxx drivers/scsi/lpfc drivers/scsi/mpt3sas \
+		drivers/scsi/qedf drivers/scsi/bfa drivers/scsi/be2iscsi
 }
 
 # mmdebstrap mounts /proc, /sys and /dev into the chroot; in a private mount namespace
@@ -161,20 +226,63 @@ unshare --mount --propagation private \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
 	--dpkgopt='path-include=/usr/share/locale/locale.alias' \
 	--dpkgopt='path-exclude=/usr/share/lintian/*' \
-	--include=systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,openssh-server,cloud-init,ifupdown,isc-dhcp-client,iproute2,netbase,resolvconf,sudo,e2fsprogs \
+	--include=systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,openssh-server,cloud-init,ifupdown,isc-dhcp-client,iproute2,netbase,resolvconf,sudo,e2fsprogs,cloud-guest-utils \
 	--setup-hook="$setup_hook" \
+	--customize-hook="$grub_hook" \
 	"$suite" "$root" "$@"
 
 customize "$root"
 
-# No loop device or mount is needed: mke2fs copies the tree itself. A fixed UUID and hash
-# seed keep the filesystem metadata the same between builds.
+# No loop device or mount is needed: mke2fs copies a tree itself, here into the metal
+# disk at the partition's offset. Fixed UUIDs, hash seeds and disk id keep the metadata
+# the same between builds. The metal filesystem holds its content plus a quarter (at
+# least 128 MiB) so it writes fast; cloud-init grows it to the disk on first boot.
+# -T default: a small filesystem would otherwise get 1 KiB blocks.
+metal_tree "$root"
+used=$(du -s --block-size=1M "$root" | cut -f1)
+margin=$((used / 4))
+[ "$margin" -ge 128 ] || margin=128
+part_mib=$((used + margin))
+mkfs.ext4 -q -F -T default -L root -U 3c1b7f52-8d4e-4a6b-9f0e-2d5c8a7b6e14 \
+	-E hash_seed=7e6d5c4b-3a29-4817-a6f5-e4d3c2b1a098,root_owner=0:0,offset=1048576 \
+	-d "$root" "$work/metal.raw" "${part_mib}M"
+
+vm_tree "$root"
 mkfs.ext4 -q -F -L root -U 6a3f1d2e-5b7c-4e8f-9a0b-1c2d3e4f5a6b \
 	-E hash_seed=0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0,root_owner=0:0 \
 	-d "$root" "$work/img.raw" 2G
-qemu-img convert -c -O qcow2 "$work/img.raw" "$out/base.qcow2.new"
 
-for f in base.qcow2 vmlinuz initrd.img packages.txt; do
+# The partition table: sfdisk of the image's own fdisk package, through a hard link into
+# the tree (no loop device). One bootable Linux partition from LBA 2048 to the end.
+ln "$work/metal.raw" "$root/metal.raw"
+printf '%s\n' 'label: dos' 'label-id: 0x6642e1c0' 'start=2048, type=83, bootable' |
+	chroot "$root" sfdisk -q --wipe never --wipe-partitions never /metal.raw
+rm "$root/metal.raw"
+# GRUB as grub-bios-setup would write it: boot.img's code (the first 440 bytes; the disk
+# id and partition table after it stay), with its drive check replaced by NOPs as for
+# any hard disk, then core.img from LBA 1, whose first sector reads the rest by the
+# blocklist grub-mkimage filled in (from LBA 2). boot.img loads LBA 1 by default.
+[ "$(od -An -tx1 -j102 -N1 "$FIBRIX_GRUB/boot.img")" = " eb" ] || {
+	echo "build.sh: boot.img has no drive check jump at 0x66" >&2
+	exit 1
+}
+core_sectors=$(( ($(stat -c %s "$FIBRIX_GRUB/core.img") + 511) / 512 ))
+[ "$core_sectors" -lt 2048 ] || { echo "build.sh: core.img ($core_sectors sectors) does not fit before LBA 2048" >&2; exit 1; }
+dd if="$FIBRIX_GRUB/boot.img" of="$work/metal.raw" bs=440 count=1 conv=notrunc status=none
+printf '\220\220' | dd of="$work/metal.raw" bs=1 seek=102 conv=notrunc status=none
+dd if="$FIBRIX_GRUB/core.img" of="$work/metal.raw" bs=512 seek=1 conv=notrunc status=none
+
+# The two compressions run side by side; gzip -1 takes no longer than the qcow2 (-6
+# would make the metal image a tenth smaller in twice the time).
+gzip -1 -n -c "$work/metal.raw" >"$out/metal.img.gz.new" &
+gz=$!
+qemu-img convert -c -O qcow2 "$work/img.raw" "$out/base.qcow2.new" || {
+	kill "$gz"
+	exit 1
+}
+wait "$gz"
+
+for f in base.qcow2 vmlinuz initrd.img metal.img.gz packages.txt; do
 	mv "$out/$f.new" "$out/$f"
 done
-(cd "$out" && sha256sum base.qcow2 vmlinuz initrd.img >SHA256SUMS)
+(cd "$out" && sha256sum base.qcow2 vmlinuz initrd.img metal.img.gz >SHA256SUMS)

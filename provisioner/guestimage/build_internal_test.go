@@ -24,7 +24,8 @@ func fakeScript(runs, extra string) []byte {
 echo run >>%q
 %s
 printf disk >"$1/base.qcow2"; printf kernel >"$1/vmlinuz"; printf initrd >"$1/initrd.img"
-(cd "$1" && sha256sum base.qcow2 vmlinuz initrd.img >SHA256SUMS)
+printf metal | gzip -n >"$1/metal.img.gz"
+(cd "$1" && sha256sum base.qcow2 vmlinuz initrd.img metal.img.gz >SHA256SUMS)
 `, runs, extra)
 }
 
@@ -75,6 +76,12 @@ func TestBuildCache(t *testing.T) {
 		{name: "concurrent callers share one build", extra: "sleep 1", callers: 4, wantRuns: 1},
 		{name: "failed build leaves nothing", extra: `printf half >"$1/base.qcow2"; exit 3`, callers: 1, wantErr: true, wantRuns: 1},
 		{name: "incomplete build is not published", extra: `printf x >"$1/vmlinuz"; exit 0`, callers: 1, wantErr: true, wantRuns: 1},
+		{
+			name: "build without metal image is not published",
+			extra: `printf disk >"$1/base.qcow2"; printf kernel >"$1/vmlinuz"; printf initrd >"$1/initrd.img"
+(cd "$1" && sha256sum base.qcow2 vmlinuz initrd.img >SHA256SUMS); exit 0`,
+			callers: 1, wantErr: true, wantRuns: 1,
+		},
 		{name: "cancelled build is killed", extra: "sleep 60", callers: 1, timeout: time.Second, wantErr: true, wantRuns: 1},
 	}
 	for _, tc := range tests {
@@ -120,6 +127,9 @@ func TestBuildCache(t *testing.T) {
 			if err := imgs[0].Verify(); err != nil {
 				t.Errorf("verify: %v", err)
 			}
+			if got, err := fileSHA256(imgs[0].Metal); err != nil || got != imgs[0].MetalSHA256 {
+				t.Errorf("metal image sha256 %q (%v), Image.MetalSHA256 %q", got, err, imgs[0].MetalSHA256)
+			}
 			// libvirt's QEMU runs as another user and must reach the base disk.
 			if fi, err := os.Stat(imgs[0].Dir); err != nil || fi.Mode().Perm() != 0o755 {
 				t.Errorf("image dir: %v, mode %v, want 0755", err, fi.Mode())
@@ -164,16 +174,21 @@ func TestBuildRemovesStaleTemp(t *testing.T) {
 }
 
 func TestVerifyDetectsCorruption(t *testing.T) {
-	dir := t.TempDir()
-	img, err := build(t.Context(), filepath.Join(dir, "cache"), fakeScript(filepath.Join(dir, "runs"), ""), discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(img.Initrd, []byte("rotten"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Verify(); err == nil {
-		t.Error("Verify accepted a changed initrd")
+	for _, file := range []func(Image) string{
+		func(img Image) string { return img.Initrd },
+		func(img Image) string { return img.Metal },
+	} {
+		dir := t.TempDir()
+		img, err := build(t.Context(), filepath.Join(dir, "cache"), fakeScript(filepath.Join(dir, "runs"), ""), discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file(img), []byte("rotten"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := img.Verify(); err == nil {
+			t.Errorf("Verify accepted a changed %s", filepath.Base(file(img)))
+		}
 	}
 }
 

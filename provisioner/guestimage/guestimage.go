@@ -1,8 +1,9 @@
 // Package guestimage builds the small Debian image that customers' VMs boot:
 // an ext4 root filesystem with cloud-init and openssh-server, plus the kernel
-// and initrd for direct kernel boot. It is built offline from Debian packages
-// by the embedded build.sh and cached by the script's hash, because a build
-// takes minutes.
+// and initrd for direct kernel boot. The same build makes the bare-metal image
+// of that system: a gzip-compressed raw disk that boots by itself through GRUB.
+// It is built offline from Debian packages by the embedded build.sh and cached
+// by the script's hash, because a build takes minutes.
 //
 // Customers log in as cloud-init's default Debian user, "debian" (passwordless
 // sudo), with the keys given as ssh_authorized_keys in the NoCloud user-data.
@@ -13,6 +14,10 @@
 // network-config=<base64 of (optionally gzipped) v1 or v2 YAML>, or as the
 // network-config file of a cidata ISO; without one the VM uses DHCP on its
 // first NIC. Interfaces are matched by MAC address and renamed with set-name.
+//
+// The bare-metal image reads the same seeds (on a machine, ds=nocloud-net in
+// the SMBIOS system serial number, or a seed written into its filesystem) and
+// on first boot grows its partition and filesystem to the whole disk.
 package guestimage
 
 import (
@@ -42,6 +47,7 @@ const (
 	diskFile   = "base.qcow2"
 	kernelFile = "vmlinuz"
 	initrdFile = "initrd.img"
+	metalFile  = "metal.img.gz"
 	sumsFile   = "SHA256SUMS"
 	logFile    = "build.log"
 )
@@ -60,12 +66,25 @@ const (
 // Image is a built guest image. Per-VM disks are copy-on-write overlays of
 // Disk (qemu-img create -f qcow2 -F qcow2 -b Disk vm.qcow2 SIZE); boot them with
 // Kernel, Initrd and root=/dev/vda (or root=LABEL=root) console=ttyS0.
+//
+// Metal is for machines: decompressed onto the start of a disk at least as big
+// as the image, it boots from that disk by BIOS. It holds an MBR with GRUB and
+// one partition from 1 MiB to the image's end with the ext4 filesystem
+// labelled root: the same system plus the kernel and initrd in /boot, GRUB's
+// configuration in /boot/grub/grub.cfg (console on tty0 and ttyS0 at 115200)
+// and the drivers of server NICs and storage controllers. cloud-init grows the
+// partition and filesystem to the disk on first boot (an MBR partition reaches
+// at most 2 TiB).
 type Image struct {
 	Dir    string // cache directory holding the files below
 	Disk   string // qcow2 of an ext4 filesystem without partition table, 2 GiB virtual size
 	Kernel string
 	Initrd string
 	SHA256 string // hex SHA-256 of Disk
+	// Metal is the gzip-compressed raw disk image for bare-metal machines.
+	Metal string
+	// MetalSHA256 is the hex SHA-256 of the compressed file Metal.
+	MetalSHA256 string
 }
 
 // CacheDir is where images are cached: $FIBRIX_IMAGE_CACHE, else
@@ -178,13 +197,15 @@ func load(dir string) (Image, error) {
 		}
 	}
 	img := Image{
-		Dir:    dir,
-		Disk:   filepath.Join(dir, diskFile),
-		Kernel: filepath.Join(dir, kernelFile),
-		Initrd: filepath.Join(dir, initrdFile),
-		SHA256: want[diskFile],
+		Dir:         dir,
+		Disk:        filepath.Join(dir, diskFile),
+		Kernel:      filepath.Join(dir, kernelFile),
+		Initrd:      filepath.Join(dir, initrdFile),
+		SHA256:      want[diskFile],
+		Metal:       filepath.Join(dir, metalFile),
+		MetalSHA256: want[metalFile],
 	}
-	for _, name := range []string{diskFile, kernelFile, initrdFile} {
+	for _, name := range []string{diskFile, kernelFile, initrdFile, metalFile} {
 		if want[name] == "" {
 			return Image{}, fmt.Errorf("checksums lack %s", name)
 		}
