@@ -52,7 +52,18 @@ type machineDetailJSON struct {
 	SSHHostKey    string             `json:"ssh_host_key"`
 	HostID        string             `json:"host_id"`
 	Inventory     json.RawMessage    `json:"inventory"`
+	Sensors       []bmcSensorJSON    `json:"sensors"`
+	SensorsReadAt *time.Time         `json:"sensors_read_at"`
 	Events        []machineEventJSON `json:"events"`
+}
+
+// bmcSensorJSON is one BMC sensor reading from the latest poll.
+type bmcSensorJSON struct {
+	Name   string  `json:"name"`
+	Type   string  `json:"type"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	Status string  `json:"status"`
 }
 
 type discoveredJSON struct {
@@ -90,6 +101,10 @@ func toMachineDetailJSON(d store.MachineDetail) machineDetailJSON {
 		Inventory: json.RawMessage("null"), Events: make([]machineEventJSON, len(d.Events))}
 	if d.Inventory != "" && json.Valid([]byte(d.Inventory)) {
 		out.Inventory = json.RawMessage(d.Inventory)
+	}
+	out.Sensors, out.SensorsReadAt = []bmcSensorJSON{}, utcPtr(d.SensorsReadAt)
+	for _, r := range d.SensorReadings() {
+		out.Sensors = append(out.Sensors, bmcSensorJSON{Name: r.Name, Type: r.Type, Value: r.Value, Unit: r.Unit, Status: r.Status})
 	}
 	for i, ev := range d.Events {
 		out.Events[i] = machineEventJSON{At: utc(ev.At), Kind: ev.Kind, From: ev.FromState, To: ev.ToState, Message: ev.Message}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -80,6 +81,7 @@ func (s *Server) adminMachineView(c *fiber.Ctx, id string, form *views.AdminMach
 			v.NICs = append(v.NICs, views.AdminMachineNIC{Name: n.Name, MAC: n.MAC, Link: n.Link, SpeedMbps: n.SpeedMbps})
 		}
 	}
+	v.Sensors = adminMachineSensors(d.Machine, time.Now())
 	images, err := s.store.ListImages(ctx, true, store.ImageMachine)
 	if err != nil {
 		return views.AdminMachineView{}, err
@@ -94,6 +96,18 @@ func (s *Server) adminMachineView(c *fiber.Ctx, id string, form *views.AdminMach
 		v.Events = append(v.Events, views.AdminMachineEvent{At: ev.At, Kind: ev.Kind, From: ev.FromState, To: ev.ToState, Message: ev.Message})
 	}
 	return v, nil
+}
+
+// adminMachineSensors is the Sensors article of m's page, made at now.
+func adminMachineSensors(m store.Machine, now time.Time) views.AdminMachineSensors {
+	out := views.AdminMachineSensors{Supported: slices.Contains(store.SensorPowerTypes(), m.PowerType), ReadAt: m.SensorsReadAt}
+	if m.SensorsReadAt != nil {
+		out.Age = max(now.Sub(*m.SensorsReadAt), 0)
+	}
+	for _, r := range m.SensorReadings() {
+		out.Readings = append(out.Readings, views.AdminMachineSensor{Name: r.Name, Type: r.Type, Value: r.Value, Unit: r.Unit, Status: r.Status})
+	}
+	return out
 }
 
 func (s *Server) webAdminMachine(c *fiber.Ctx) error {

@@ -87,6 +87,26 @@ func freeUDPPort(t testing.TB) int {
 
 func startBMC(t *testing.T, name string) *bmcSim {
 	t.Helper()
+	return startBMCWith(t, name, "")
+}
+
+// cpuTempSDR is a full sensor record (IPMI 2.0 §43.1): sensor 1, a
+// temperature in degrees C, linear, M=1, named "CPU Temp".
+const cpuTempSDR = "0x00 0x00 0x51 0x01 0x33 0x20 0x00 0x01 0x03 0x01 0x7f 0x68 0x01 0x01 " +
+	"0x00 0x00 0x00 0x00 0x00 0x00 0x00 0x01 0x00 0x00 0x01 0x00 0x00 0x00 0x00 0x00 0x00 " +
+	"0x00 0x00 0x00 0xff 0x00 0x00 0x00 0x00 0x00 0x00 0x00 0x00 0x00 0x00 0x00 0x00 " +
+	"0xc8 0x43 0x50 0x55 0x20 0x54 0x65 0x6d 0x70"
+
+// cpuTempSensor puts that record in the BMC's SDR repository, reading
+// celsius.
+func cpuTempSensor(celsius int) string {
+	return fmt.Sprintf("main_sdr_add 0x20 %s\nsensor_add 0x20 0 1 0x01 0x01\nsensor_set_value 0x20 0 1 %d 0\n", cpuTempSDR, celsius)
+}
+
+// startBMCWith starts a BMC whose emulator file also runs emu (sensor
+// records, say) before the BMC is enabled.
+func startBMCWith(t *testing.T, name, emu string) *bmcSim {
+	t.Helper()
 	need(t, "/usr/bin/ipmi_sim", "openipmi")
 	need(t, "/usr/bin/ipmitool", "ipmitool")
 	dir := t.TempDir()
@@ -102,7 +122,7 @@ set_working_mc 0x20
   chassis_control "%s %s"
   user 2 true "%s" "%s" admin 10 none md2 md5 straight
 `, name, s.port, filepath.Join(dir, "chassis.sh"), name, simUser, simPassword)
-	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n"
+	emu = "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\n" + emu + "mc_enable 0x20\n"
 	for file, body := range map[string]string{"chassis.sh": chassisScript, "lan.conf": lan, "bmc.emu": emu} {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o755); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 // Package rack is the provisioner's side of bare metal: it tells the boot
 // stack what each machine should boot, and its worker carries out power
-// commands, watches power state and fails machines stuck in a phase.
+// commands, watches power state, reads BMC sensors and fails machines stuck
+// in a phase.
 package rack
 
 import (
@@ -67,6 +68,7 @@ type WorkStore interface {
 	LeaseMachine(ctx context.Context, machineID, owner string, lease time.Duration) (bool, error)
 	ReleaseMachine(ctx context.Context, machineID, owner string) error
 	RecordPowerState(ctx context.Context, machineID, owner, state string) (bool, error)
+	RecordSensors(ctx context.Context, machineID, owner string, readings []store.SensorReading) error
 	ExpireStaleMachines(ctx context.Context, at time.Time, commissioning, deploying, releasing time.Duration) (int, error)
 	secret.Settings
 }
@@ -78,8 +80,8 @@ type DriverFunc func(cfg power.Config, log *slog.Logger) (power.Stater, error)
 type Config struct {
 	// Interval is how often the worker looks for work (default 5s).
 	Interval time.Duration
-	// PollInterval is how often each machine's power state is read
-	// (default 1m).
+	// PollInterval is how often each machine's power state, and its
+	// sensors where the driver reads them, are read (default 1m).
 	PollInterval time.Duration
 	// RequestMaxAge is how old a staff power request or a phase entry may
 	// be and still be acted on (default 10m): work asked for while no
@@ -353,7 +355,8 @@ func execute(ctx context.Context, d power.Stater, action string, efi bool) (stri
 }
 
 // poll reads m's power state under the machine's lease and records it,
-// with drift when it changed behind our back. A machine another worker is
+// with drift when it changed behind our back; then, in the same session,
+// its sensors if the driver reads them. A machine another worker is
 // talking to is skipped.
 func (w *Worker) poll(ctx context.Context, m store.Machine) error {
 	log := w.log.With("machine", m.Name)
@@ -361,16 +364,27 @@ func (w *Worker) poll(ctx context.Context, m store.Machine) error {
 	if err != nil || !ok {
 		return err
 	}
-	var state string
+	var (
+		state string
+		sr    sensorRead
+	)
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.CommandTimeout)
 	d, err := w.driver(cctx, m, log)
 	if err == nil {
 		var st power.State
 		st, err = d.PowerState(cctx)
-		closeDriver(d)
-		if err == nil && st != power.Unknown {
-			state = string(st)
+		if err == nil {
+			if st != power.Unknown {
+				state = string(st)
+			}
+			// Only a BMC that answered is asked again: a dead one would
+			// hold the poll for another timeout.
+			if r, ok := d.(power.SensorReader); ok {
+				sr.asked = true
+				sr.sensors, sr.err = r.Sensors(cctx)
+			}
 		}
+		closeDriver(d)
 	}
 	cancel()
 	if ctx.Err() != nil {
@@ -385,6 +399,9 @@ func (w *Worker) poll(ctx context.Context, m store.Machine) error {
 		// Marked as checked all the same, so a dead BMC is asked once per
 		// poll interval, not on every pass.
 		log.Warn("reading power state failed", "err", err)
+	}
+	if sr.asked {
+		w.recordSensors(ctx, m, log, sr)
 	}
 	drift, err := w.st.RecordPowerState(ctx, m.ID, w.cfg.WorkerID, state)
 	if err != nil {
@@ -401,4 +418,33 @@ func (w *Worker) poll(ctx context.Context, m store.Machine) error {
 		log.Warn("power state drifted", "power_state", state, "was", m.PowerState)
 	}
 	return nil
+}
+
+// sensorRead is what a poll got from the driver's SensorReader.
+type sensorRead struct {
+	asked   bool
+	sensors []power.Sensor
+	err     error
+}
+
+// recordSensors stores a poll's sensor readings while the worker still
+// holds the machine's lease. Sensors are secondary to the power state: a
+// failed read or record is logged and leaves the previous readings, with
+// their time, as they were; the poll goes on.
+func (w *Worker) recordSensors(ctx context.Context, m store.Machine, log *slog.Logger, sr sensorRead) {
+	if sr.err != nil {
+		log.Warn("reading sensors failed; the previous readings stay", "err", sr.err)
+		return
+	}
+	if len(sr.sensors) > store.MaxSensors {
+		log.Warn("the BMC has more sensors than are kept; recording the first ones", "sensors", len(sr.sensors), "kept", store.MaxSensors)
+		sr.sensors = sr.sensors[:store.MaxSensors]
+	}
+	readings := make([]store.SensorReading, len(sr.sensors))
+	for i, s := range sr.sensors {
+		readings[i] = store.SensorReading{Name: s.Name, Type: s.Type, Value: s.Value, Unit: s.Unit, Status: s.Status}
+	}
+	if err := w.st.RecordSensors(ctx, m.ID, w.cfg.WorkerID, readings); err != nil && !errors.Is(err, store.ErrNotFound) {
+		log.Warn("sensor readings not recorded; the previous readings stay", "err", err)
+	}
 }

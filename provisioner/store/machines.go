@@ -136,6 +136,8 @@ type Machine struct {
 	PowerSecret    string
 	PowerState     string
 	PowerCheckedAt *time.Time
+	Sensors        string // the BMC's latest readings as JSON; see SensorReadings
+	SensorsReadAt  *time.Time
 	CPUModel       string `gorm:"column:cpu_model"`
 	Cores          int64
 	MemoryMiB      int64 `gorm:"column:memory_mib"`
@@ -513,6 +515,8 @@ func (s *Store) UpdateMachine(ctx context.Context, a Actor, id string, in Machin
 			"power_secret": secret, "updated_at": now()}
 		if in.PowerType != cur.PowerType {
 			upd["power_state"] = "unknown"
+			// The old driver's sensor readings say nothing about the new one.
+			upd["sensors"], upd["sensors_read_at"] = "", nil
 		}
 		if err := tx.Model(&Machine{}).Where("id = ?", cur.ID).Updates(upd).Error; err != nil {
 			if isDuplicate(err) {
