@@ -17,7 +17,7 @@ func (s *Server) apiAdminMachineAction(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	m, err := s.store.MachineAction(ctx, s.actor(c), c.Params("id"), strings.TrimSpace(req.Type),
-		store.MachineActionInput{Reason: req.Reason, ImageID: req.Image, Disk: req.Disk, KVMHost: req.KVMHost})
+		store.MachineActionInput{Reason: req.Reason, ImageID: req.Image, Disk: req.Disk, KVMHost: req.KVMHost, Erase: req.Erase})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,9 @@ type machineEventJSON struct {
 	From    string    `json:"from"`
 	To      string    `json:"to"`
 	Message string    `json:"message"`
+	// Log is the boot agent's message and last log lines, for the
+	// transition its report made; empty otherwise.
+	Log string `json:"log"`
 }
 
 type machineDetailJSON struct {
@@ -108,6 +111,9 @@ func toMachineDetailJSON(d store.MachineDetail) machineDetailJSON {
 	}
 	for i, ev := range d.Events {
 		out.Events[i] = machineEventJSON{At: utc(ev.At), Kind: ev.Kind, From: ev.FromState, To: ev.ToState, Message: ev.Message}
+		if ev.Kind == store.EventTransition {
+			out.Events[i].Log = ev.Detail
+		}
 	}
 	return out
 }
@@ -141,6 +147,8 @@ type machineActionRequest struct {
 	Disk   string `json:"disk"`
 	// KVMHost asks a deploy to register the machine as a KVM host.
 	KVMHost bool `json:"kvm_host"`
+	// Erase asks a release to quick-wipe the machine's disks.
+	Erase bool `json:"erase"`
 }
 
 type enlistDiscoveredRequest struct {

@@ -100,7 +100,8 @@ func TestAPIMachineDeploy(t *testing.T) {
 
 	hostKey := pubKey(t, "root@node-7")
 	report := map[string]any{"token": tok, "mac": "52:54:00:cc:00:01", "mode": "deploy", "status": "ok",
-		"deploy": map[string]any{"disk": "sda", "bytes_written": 400 << 20, "sha256": sum, "seed_partition": "sda1", "ssh_host_key": hostKey}}
+		"deploy": map[string]any{"disk": "sda", "bytes_written": 400 << 20, "sha256": sum, "seed_partition": "sda1", "ssh_host_key": hostKey},
+		"log": []string{`level=INFO msg="image written" disk=/dev/sda`, `level=INFO msg="cloud-init seed written" partition=sda1`}}
 	if code, res := e.api("POST", "/api/agent/v1/report", "", report); code != http.StatusNoContent {
 		t.Fatalf("deploy report: %d %v", code, res)
 	}
@@ -108,6 +109,15 @@ func TestAPIMachineDeploy(t *testing.T) {
 	bare := strings.TrimSuffix(hostKey, " root@node-7")
 	if r["state"] != "deployed" || r["ssh_host_key"] != bare || r["host_id"] == "" {
 		t.Fatalf("deployed: %v", r)
+	}
+	evs := r["events"].([]any)
+	if last := obj(evs[len(evs)-1]); last["to"] != "deployed" || !strings.Contains(last["log"].(string), `msg="cloud-init seed written" partition=sda1`) {
+		t.Errorf("deploy transition: %v", last)
+	}
+	// The machine page shows the agent's log under the transition.
+	_, doc := e.staffBrowser(store.RoleAuditor).get("/admin/machines/" + id)
+	if got := doc.Find(`[data-testid="machine-event-log"] pre`).Last().Text(); !strings.Contains(got, `msg="image written"`) {
+		t.Errorf("machine page agent log = %q", got)
 	}
 	h := e.want(http.StatusOK, "GET", "/api/v1/admin/hosts/"+r["host_id"].(string), admin, nil)
 	if h["name"] != "node-7" || h["uri"] != "qemu+ssh://debian@"+lease.IP.String()+"/system" {

@@ -22,7 +22,7 @@ func (s *Server) apiAgentReport(c *fiber.Ctx) error {
 	if err := inventory.Validate(r); err != nil {
 		return &httpError{status: fiber.StatusUnprocessableEntity, code: "invalid", message: strings.TrimPrefix(err.Error(), inventory.ErrInvalid.Error()+": ")}
 	}
-	res := store.AgentResult{Mode: r.Mode, MAC: r.MAC, OK: r.Status == inventory.StatusOK, Message: r.Message, Wiped: r.Wiped, SourceIP: c.IP()}
+	res := store.AgentResult{Mode: r.Mode, MAC: r.MAC, OK: r.Status == inventory.StatusOK, Message: r.Message, Wiped: r.Wiped, SourceIP: c.IP(), Log: strings.Join(r.Log, "\n")}
 	if inv := r.Inventory; inv != nil {
 		b, err := json.Marshal(inv)
 		if err != nil {

@@ -93,7 +93,12 @@ func (s *Server) adminMachineView(c *fiber.Ctx, id string, form *views.AdminMach
 		}
 	}
 	for _, ev := range d.Events {
-		v.Events = append(v.Events, views.AdminMachineEvent{At: ev.At, Kind: ev.Kind, From: ev.FromState, To: ev.ToState, Message: ev.Message})
+		e := views.AdminMachineEvent{At: ev.At, Kind: ev.Kind, From: ev.FromState, To: ev.ToState, Message: ev.Message}
+		if ev.Kind == store.EventTransition {
+			// A transition's detail is the reporting agent's message and log.
+			e.Log = ev.Detail
+		}
+		v.Events = append(v.Events, e)
 	}
 	return v, nil
 }
@@ -150,7 +155,7 @@ func (s *Server) webAdminMachineAction(c *fiber.Ctx) error {
 	id := c.Params("id")
 	action := c.FormValue("type")
 	m, err := s.store.MachineAction(ctx, s.actor(c), id, action,
-		store.MachineActionInput{Reason: c.FormValue("reason"), ImageID: c.FormValue("image"), Disk: c.FormValue("disk"), KVMHost: c.FormValue("kvm_host") != ""})
+		store.MachineActionInput{Reason: c.FormValue("reason"), ImageID: c.FormValue("image"), Disk: c.FormValue("disk"), KVMHost: c.FormValue("kvm_host") != "", Erase: c.FormValue("erase") != ""})
 	if err == nil {
 		msg := "Machine " + m.Name + " is now " + strings.ReplaceAll(m.State, "_", " ") + "."
 		if slices.Contains(store.MachinePowerActions(), action) {

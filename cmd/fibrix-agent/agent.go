@@ -23,6 +23,7 @@ type agent struct {
 	stream  *http.Client // the image download, bounded by ctx only
 	parts   partitions   // the deployed disk's filesystems
 	console io.Writer
+	tail    *logTail // what the agent logged; nil in tests that do not care
 }
 
 // run does the job of cfg.mode and returns the power action to take
@@ -44,6 +45,8 @@ func (a *agent) run(ctx context.Context) (func() error, error) {
 			return nil, a.fail(ctx, r, fmt.Errorf("collect inventory: %w", err))
 		}
 		r.Inventory = &inv
+		a.log.Info("inventory collected", "cpu", inv.CPU.Model, "cores", inv.CPU.Cores, "threads", inv.CPU.Threads,
+			"memory_mib", inv.MemoryMiB, "disks", len(inv.Disks), "nics", len(inv.NICs), "bmc", inv.BMC.Present)
 		if err := a.report(ctx, r); err != nil {
 			return nil, err
 		}
@@ -107,12 +110,15 @@ func (a *agent) firstLinkedMAC() string {
 // 5xx/408/429 answers for up to cfg.retryFor; other 4xx answers (a spent
 // token) are final. It logs what it sends, without the token.
 func (a *agent) report(ctx context.Context, r inventory.Report) error {
+	if a.tail != nil {
+		r.Log = a.tail.Lines()
+	}
 	body, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
 	shown := r
-	shown.Token = "REDACTED"
+	shown.Token, shown.Log = "REDACTED", nil
 	logged, _ := json.Marshal(shown)
 	a.log.Info("sending report", "url", a.cfg.url+inventory.ReportPath, "report", string(logged))
 	return a.retry(ctx, "report", func(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/fibrixcloud/fibrix/provisioner/inventory"
 )
@@ -149,10 +151,12 @@ func (r *region) got() []inventory.Report {
 
 func newAgent(t *testing.T, url, mode string) (*agent, *bytes.Buffer, *bytes.Buffer) {
 	var log, console bytes.Buffer
+	tail := newLogTail(inventory.MaxLogLines)
 	return &agent{
 		cfg: config{mode: mode, url: url, token: "T", mac: "52:54:00:12:34:56", root: "../../provisioner/inventory/testdata/vm",
 			devDir: t.TempDir(), retryFor: 10 * time.Second},
-		log:     slog.New(slog.NewTextHandler(&log, nil)),
+		log:     slog.New(slog.NewTextHandler(io.MultiWriter(&log, tail), nil)),
+		tail:    tail,
 		http:    &http.Client{Timeout: 5 * time.Second},
 		stream:  &http.Client{},
 		parts:   &dirPartitions{names: []string{"vda1"}, dirs: map[string]string{"vda1": osTree(t)}},
@@ -177,7 +181,11 @@ func TestCommission(t *testing.T) {
 		t.Fatalf("region got %d reports, want 1", len(reps))
 	}
 	want, _ := inventory.Collect(a.cfg.root)
-	if diff := cmp.Diff(inventory.Report{Token: "T", MAC: "52:54:00:12:34:56", Mode: "commission", Status: "ok", Inventory: &want}, reps[0]); diff != "" {
+	// The report carries what was logged before it was sent.
+	if len(reps[0].Log) != 1 || !strings.Contains(reps[0].Log[0], `msg="inventory collected"`) || !strings.Contains(reps[0].Log[0], "cores=2") {
+		t.Errorf("report log = %q", reps[0].Log)
+	}
+	if diff := cmp.Diff(inventory.Report{Token: "T", MAC: "52:54:00:12:34:56", Mode: "commission", Status: "ok", Inventory: &want, Log: reps[0].Log}, reps[0]); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)
 	}
 	if err := inventory.Validate(reps[0]); err != nil {
@@ -305,11 +313,14 @@ func TestDeploy(t *testing.T) {
 			hostKey := reps[0].Deploy.SSHHostKey
 			want := inventory.Report{Token: "T", MAC: "52:54:00:12:34:56", Mode: "deploy", Status: "ok",
 				Deploy: &inventory.DeployResult{Disk: "vda", BytesWritten: int64(len(raw)), SHA256: tt.sha, SeedPartition: "vda1", SSHHostKey: hostKey}}
-			if diff := cmp.Diff(want, reps[0]); diff != "" {
+			if diff := cmp.Diff(want, reps[0], cmpopts.IgnoreFields(inventory.Report{}, "Log")); diff != "" {
 				t.Errorf("report (-want +got):\n%s", diff)
 			}
 			if err := inventory.Validate(reps[0]); err != nil {
 				t.Errorf("report does not validate: %v", err)
+			}
+			if log := strings.Join(reps[0].Log, "\n"); !strings.Contains(log, `msg="image written"`) || !strings.Contains(log, `msg="cloud-init seed written"`) {
+				t.Errorf("report log lacks the image and seed lines: %q", reps[0].Log)
 			}
 			checkSeed(t, parts.dirs["vda1"], reg.plan, hostKey)
 			if !strings.Contains(console.String(), "FIBRIX-AGENT: deploy reported") {
@@ -358,8 +369,10 @@ func TestRelease(t *testing.T) {
 		t.Error("middle of the disk changed")
 	}
 	want := []inventory.Report{{Token: "T", MAC: "52:54:00:12:34:56", Mode: "release", Status: "ok", Wiped: []string{"vda"}}}
-	if diff := cmp.Diff(want, reg.got()); diff != "" {
+	if diff := cmp.Diff(want, reg.got(), cmpopts.IgnoreFields(inventory.Report{}, "Log")); diff != "" {
 		t.Errorf("reports (-want +got):\n%s", diff)
+	} else if log := reg.got()[0].Log; len(log) != 1 || !strings.Contains(log[0], `msg="quick wipe done" disk=vda`) {
+		t.Errorf("release report log = %q", log)
 	}
 	if !strings.Contains(console.String(), "FIBRIX-AGENT: release reported") {
 		t.Errorf("console lacks the marker: %q", console.String())

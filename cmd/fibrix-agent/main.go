@@ -22,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -52,12 +53,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fibrix-agent:", err)
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	tail := newLogTail(inventory.MaxLogLines)
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, tail), nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := &agent{cfg: cfg, log: log, http: &http.Client{Timeout: 30 * time.Second}, stream: &http.Client{},
 		parts:   kernelPartitions{sysBlock: filepath.Join(cfg.root, "sys", "block"), devDir: cfg.devDir},
-		console: os.Stdout}
+		console: os.Stdout, tail: tail}
 	after, err := a.run(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "%s%s failed: %v\n", marker, cfg.mode, err)

@@ -80,6 +80,24 @@ func newRackNet(t *testing.T) rackNet {
 type node struct {
 	dir     string
 	console string
+	disk    string
+}
+
+// running reports whether the node's QEMU is up (a process that exited
+// but was not reaped yet is not).
+func (nd *node) running() bool {
+	pid, err := os.ReadFile(filepath.Join(nd.dir, "pid"))
+	if err != nil {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state …: the state follows the last ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
 // chassisHook is ipmi_sim's chassis_control script (argv: name, get|set,
@@ -136,8 +154,8 @@ exit 0
 func startNode(t *testing.T, n rackNet) *node {
 	t.Helper()
 	dir := t.TempDir()
-	nd := &node{dir: dir, console: filepath.Join(dir, "console.log")}
 	disk := filepath.Join(dir, "disk.qcow2")
+	nd := &node{dir: dir, console: filepath.Join(dir, "console.log"), disk: disk}
 	sh(t, "qemu-img", "create", "-q", "-f", "qcow2", disk, strconv.Itoa(nodeDiskSize))
 	qemu := fmt.Sprintf(`#!/bin/sh
 nic=2; hd=1
@@ -255,8 +273,20 @@ type machineJSON struct {
 	} `json:"inventory"`
 	Events []struct {
 		Kind    string `json:"kind"`
+		To      string `json:"to"`
 		Message string `json:"message"`
+		Log     string `json:"log"`
 	} `json:"events"`
+}
+
+// agentLog is the agent log kept with the latest transition into state.
+func (m machineJSON) agentLog(state string) string {
+	for i := len(m.Events) - 1; i >= 0; i-- {
+		if m.Events[i].Kind == "transition" && m.Events[i].To == state {
+			return m.Events[i].Log
+		}
+	}
+	return ""
 }
 
 // waitMachine polls the machine until it is in state want; a failure state
@@ -364,6 +394,9 @@ func TestEndToEndPXE(t *testing.T) {
 	if len(m.Inventory.NICs) != 1 || m.Inventory.NICs[0].MAC != nodeMAC || !m.Inventory.BMC.Present {
 		t.Errorf("nics %+v, bmc %+v", m.Inventory.NICs, m.Inventory.BMC)
 	}
+	if log := m.agentLog("ready"); !strings.Contains(log, `msg="inventory collected"`) {
+		t.Errorf("the commissioning transition lacks the agent's log: %q", log)
+	}
 	if got := nd.bootDevices(); len(got) != 1 || got[0] != "pxe" {
 		t.Errorf("power ons for commissioning (boot device each): %v, want one with pxe", got)
 	}
@@ -382,6 +415,9 @@ func TestEndToEndPXE(t *testing.T) {
 	t.Logf("deployed in %v", time.Since(start).Round(time.Second))
 	if !strings.HasPrefix(m.SSHHostKey, "ssh-ed25519 ") {
 		t.Fatalf("deployed machine reports host key %q", m.SSHHostKey)
+	}
+	if log := m.agentLog("deployed"); !strings.Contains(log, `msg="image written"`) || !strings.Contains(log, `msg="cloud-init seed written"`) {
+		t.Errorf("the deploy transition lacks the agent's log: %q", log)
 	}
 
 	// The node reboots by itself, is told to boot locally and comes up on
@@ -443,6 +479,35 @@ func TestEndToEndPXE(t *testing.T) {
 	if !strings.Contains(in.Stderr.String(), `script=local`) {
 		t.Errorf("the boot service never sent the local-boot script:\n%s", lastLines(in.Stderr.String(), 20))
 	}
+
+	// Release with erase: the agent boots once more, quick-wipes the disk
+	// and powers the node off; the machine is ready again.
+	staff.must("POST", "/admin/machines/"+m.ID+"/actions", map[string]any{"type": "release", "erase": true}, nil, 202)
+	m = waitMachine(t, staff, m.ID, "ready", 5*time.Minute, nd)
+	erased := false
+	for _, ev := range m.Events {
+		erased = erased || (ev.Kind == "disk_erased" && ev.Message == "disk erased: vda")
+	}
+	if !erased || m.SSHHostKey != "" {
+		t.Errorf("after the release: erased %v, host key %q", erased, m.SSHHostKey)
+	}
+	if got := nd.bootDevices(); len(got) != 3 || got[2] != "pxe" {
+		t.Errorf("power ons (boot device each): %v, want a third, pxe, for the release", got)
+	}
+	// The agent powers off after its report; then the disk can be read.
+	deadline = time.Now().Add(time.Minute)
+	for nd.running() {
+		if time.Now().After(deadline) {
+			t.Fatal("the node is still on a minute after the release")
+		}
+		time.Sleep(time.Second)
+	}
+	head := filepath.Join(t.TempDir(), "head")
+	sh(t, "qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=1M", "count=1", "if="+nd.disk, "of="+head)
+	if b, err := os.ReadFile(head); err != nil || len(b) != 1<<20 || strings.Trim(string(b), "\x00") != "" {
+		t.Errorf("the first MiB of the released disk is not zero (%d bytes, %v)", len(b), err)
+	}
+
 	sc := bufio.NewScanner(strings.NewReader(in.Stderr.String()))
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), bmcPassword) {

@@ -34,7 +34,15 @@ type Report struct {
 	Deploy    *DeployResult `json:"deploy,omitempty"`
 	// Wiped lists the disks a release quick-wiped (empty when no wipe was asked).
 	Wiped []string `json:"wiped,omitempty"`
+	// Log is the agent's last log lines, oldest first, for the timeline.
+	Log []string `json:"log,omitempty"`
 }
+
+// Bounds of a report's log tail.
+const (
+	MaxLogLines = 40
+	MaxLogLine  = 1000
+)
 
 // Inventory is what commissioning found on the machine.
 type Inventory struct {

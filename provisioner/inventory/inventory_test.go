@@ -289,3 +289,25 @@ func TestNormalizeMAC(t *testing.T) {
 		t.Fatalf("NormalizeMAC = %q, %v", got, err)
 	}
 }
+
+func TestValidateLog(t *testing.T) {
+	base := inventory.Report{Token: "T", MAC: "52:54:00:12:34:56", Mode: inventory.ModeRelease, Status: inventory.StatusOK}
+	ok := base
+	ok.Log = []string{"time=… level=INFO msg=\"quick wipe done\"\tdisk=vda", ""}
+	if err := inventory.Validate(ok); err != nil {
+		t.Errorf("a plain log: %v", err)
+	}
+	for name, log := range map[string][]string{
+		"too many lines":   make([]string, inventory.MaxLogLines+1),
+		"too long":         {strings.Repeat("x", inventory.MaxLogLine+1)},
+		"escape sequences": {"\x1b[2Jcleared"},
+		"newline inside":   {"one\ntwo"},
+		"invalid utf-8":    {"\xff\xfe"},
+	} {
+		r := base
+		r.Log = log
+		if err := inventory.Validate(r); !errors.Is(err, inventory.ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

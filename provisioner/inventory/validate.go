@@ -72,6 +72,14 @@ func Validate(r Report) error {
 	if len(r.Message) > maxMessage {
 		return fmt.Errorf("%w: message longer than %d bytes", ErrInvalid, maxMessage)
 	}
+	if len(r.Log) > MaxLogLines {
+		return fmt.Errorf("%w: more than %d log lines", ErrInvalid, MaxLogLines)
+	}
+	for i, l := range r.Log {
+		if len(l) > MaxLogLine || !utf8.ValidString(l) || strings.ContainsFunc(l, func(c rune) bool { return c < 0x20 && c != '\t' || c == 0x7f }) {
+			return fmt.Errorf("%w: log line %d is longer than %d bytes or has control characters", ErrInvalid, i+1, MaxLogLine)
+		}
+	}
 	if r.Mode == ModeCommission && r.Status == StatusOK {
 		if r.Inventory == nil {
 			return fmt.Errorf("%w: commissioning report without inventory", ErrInvalid)

@@ -32,6 +32,8 @@ type Boot struct {
 	// AgentToken is the one-time token the boot environment reports with;
 	// set only while the machine is in a state whose agent reports.
 	AgentToken string
+	// Erase: a releasing machine's agent quick-wipes its disks.
+	Erase bool
 }
 
 // Machines looks machines up by boot MAC.
@@ -150,6 +152,7 @@ type scriptData struct {
 	BaseURL, MAC, Name, State string
 	Mode, Token               string
 	Kernel, Initrd            string
+	Wipe                      bool
 }
 
 func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
@@ -174,6 +177,7 @@ func (h *Handler) script(w http.ResponseWriter, r *http.Request) {
 		name = "local"
 		if mode, token, ok := agentMode(b.State); ok {
 			name, d.Mode = "agent", mode
+			d.Wipe = mode == "release" && b.Erase
 			if token && b.AgentToken != "" {
 				if !safeToken(b.AgentToken) {
 					log.Error("boot script: agent token has characters unsafe for a kernel command line")
@@ -314,7 +318,7 @@ const scriptTemplates = `
 #!ipxe
 # Fibrix Cloud: {{.Mode}} machine {{.Name}} ({{.MAC}}), state {{.State}}
 echo Fibrix Cloud: {{.Mode}} {{.Name}}
-kernel {{.BaseURL}}/files/{{.Kernel}} initrd={{.Initrd}} console=tty0 console=ttyS0,115200 panic=-1 fibrix.mode={{.Mode}} fibrix.url={{.BaseURL}}{{if .Token}} fibrix.token={{.Token}}{{end}} fibrix.mac=${mac} || goto failed
+kernel {{.BaseURL}}/files/{{.Kernel}} initrd={{.Initrd}} console=tty0 console=ttyS0,115200 panic=-1 fibrix.mode={{.Mode}} fibrix.url={{.BaseURL}}{{if .Token}} fibrix.token={{.Token}}{{end}}{{if .Wipe}} fibrix.wipe=quick{{end}} fibrix.mac=${mac} || goto failed
 initrd --name {{.Initrd}} {{.BaseURL}}/files/{{.Initrd}} || goto failed
 boot || goto failed
 :failed

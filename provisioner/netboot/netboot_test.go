@@ -109,17 +109,20 @@ func TestScripts(t *testing.T) {
 		state string // "" for a MAC no machine has
 		// needsToken: the agent reports, so the token is on the command line.
 		needsToken bool
+		// erase is the machine's release setting; only a release wipes.
+		erase bool
 	}{
-		{"commissioning", "commissioning", true},
-		{"deploying", "deploying", true},
-		{"releasing", "releasing", true},
-		{"rescue", "rescue", false},
-		{"ready", "ready", false},
-		{"deployed", "deployed", false},
-		{"new", "new", false},
-		{"broken", "broken", false},
-		{"failed_deployment", "failed_deployment", false},
-		{"unknown", "", false},
+		{"commissioning", "commissioning", true, true},
+		{"deploying", "deploying", true, true},
+		{"releasing", "releasing", true, false},
+		{"releasing_erase", "releasing", true, true},
+		{"rescue", "rescue", false, true},
+		{"ready", "ready", false, false},
+		{"deployed", "deployed", false, false},
+		{"new", "new", false, false},
+		{"broken", "broken", false, false},
+		{"failed_deployment", "failed_deployment", false, false},
+		{"unknown", "", false, false},
 	}
 	f := newFixture(t)
 	const mac = "52:54:00:12:34:56"
@@ -128,7 +131,7 @@ func TestScripts(t *testing.T) {
 			if tc.state == "" {
 				delete(f.m.boots, mac)
 			} else {
-				f.m.boots[mac] = netboot.Boot{Known: true, MachineID: "0197a5b2-node1", Name: "rack1-node1", State: tc.state, AgentToken: token}
+				f.m.boots[mac] = netboot.Boot{Known: true, MachineID: "0197a5b2-node1", Name: "rack1-node1", State: tc.state, AgentToken: token, Erase: tc.erase}
 			}
 			rec := get(t, f.h, "/boot/ipxe/"+mac)
 			if rec.Code != http.StatusOK {
@@ -143,6 +146,9 @@ func TestScripts(t *testing.T) {
 			}
 			if has := strings.Contains(got, token); has != tc.needsToken {
 				t.Errorf("token in script = %v, want %v:\n%s", has, tc.needsToken, got)
+			}
+			if has := strings.Contains(got, "fibrix.wipe=quick"); has != (tc.name == "releasing_erase") {
+				t.Errorf("wipe in script = %v:\n%s", has, got)
 			}
 			golden := filepath.Join("testdata", tc.name+".ipxe")
 			if *update {

@@ -42,7 +42,7 @@ func (m *Machines) BootState(ctx context.Context, mac string) (netboot.Boot, err
 	if err != nil || !b.Known {
 		return netboot.Boot{}, err
 	}
-	out := netboot.Boot{Known: true, MachineID: b.MachineID, Name: b.Name, State: b.State}
+	out := netboot.Boot{Known: true, MachineID: b.MachineID, Name: b.Name, State: b.State, Erase: b.Erase}
 	switch b.State {
 	case store.MachineCommissioning, store.MachineDeploying, store.MachineReleasing:
 		tok, err := m.st.IssueAgentToken(ctx, b.MachineID)

@@ -78,6 +78,23 @@ func clean(s string) string {
 	return s
 }
 
+// maxLogDetail bounds the log text kept with an event.
+const maxLogDetail = 16 << 10
+
+// cleanLog keeps multi-line text (an agent's log tail) valid, without NULs
+// and within maxLogDetail bytes, dropping the oldest lines first.
+func cleanLog(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "?")
+	for len(s) > maxLogDetail {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			return strings.ToValidUTF8(s[len(s)-maxLogDetail:], "")
+		}
+		s = s[i+1:]
+	}
+	return s
+}
+
 // RecordAudit writes an entry for something decided outside the store,
 // such as a refused sign-in.
 func (s *Store) RecordAudit(ctx context.Context, a Actor, action string, t *Target, result, detail string) error {

@@ -197,7 +197,8 @@ func TestAgentDeployPlanAndKVMHost(t *testing.T) {
 		}
 
 		hostKey := newPub(t, "root@node-1")
-		got, err := s.AgentReportResult(ctx, tok, store.AgentResult{Mode: "deploy", OK: true, SSHHostKey: hostKey, Deployed: "sda"})
+		agentLog := "level=INFO msg=\"image written\" disk=/dev/sda\nlevel=INFO msg=\"cloud-init seed written\" partition=sda1"
+		got, err := s.AgentReportResult(ctx, tok, store.AgentResult{Mode: "deploy", OK: true, SSHHostKey: hostKey, Deployed: "sda", Log: agentLog + "\x00"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +217,7 @@ func TestAgentDeployPlanAndKVMHost(t *testing.T) {
 			t.Errorf("plan after the report: %v", err)
 		}
 		d, _ := s.GetMachine(ctx, m.ID)
-		if last := d.Events[len(d.Events)-1]; !strings.Contains(last.Message, "registered as KVM host node-1") {
+		if last := d.Events[len(d.Events)-1]; !strings.Contains(last.Message, "registered as KVM host node-1") || last.Detail != agentLog {
 			t.Errorf("last event: %+v", last)
 		}
 
@@ -244,6 +245,52 @@ func TestAgentDeployPlanAndKVMHost(t *testing.T) {
 		}
 		if _, err := s.GetHost(ctx, "node-2"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("host node-2: %v", err)
+		}
+	})
+}
+
+func TestReleaseErase(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		machineImage(t, s, "metal")
+		m := enlist(t, s, "node-e", "52:54:00:00:0e:01")
+		commissioned(t, s, m.ID)
+		tok := deploying(t, s, m, "metal", false)
+		if _, err := s.AgentReportResult(ctx, tok, store.AgentResult{Mode: "deploy", OK: true, SSHHostKey: newPub(t, "k")}); err != nil {
+			t.Fatal(err)
+		}
+		got := act(t, s, m.ID, store.MachineRelease, store.MachineActionInput{Erase: true})
+		if !got.ReleaseErase {
+			t.Fatal("release did not record the erase")
+		}
+		if b, _ := s.BootState(ctx, "52:54:00:00:0e:01"); b.State != store.MachineReleasing || !b.Erase {
+			t.Errorf("boot state = %+v", b)
+		}
+		rtok, err := s.IssueAgentToken(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A release that was to erase but erased nothing is refused.
+		if _, err := s.AgentReportResult(ctx, rtok, store.AgentResult{Mode: "release", OK: true}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("release without wiped disks: %v", err)
+		}
+		if d, _ := s.GetMachine(ctx, m.ID); d.State != store.MachineReleasing {
+			t.Fatalf("refused report moved the machine to %s", d.State)
+		}
+		r, err := s.AgentReportResult(ctx, rtok, store.AgentResult{Mode: "release", OK: true, Wiped: []string{"sdb", "sda"}})
+		if err != nil || r.State != store.MachineReady || r.ReleaseErase || r.SSHHostKey != "" {
+			t.Fatalf("release: %+v %v", r, err)
+		}
+		d, _ := s.GetMachine(ctx, m.ID)
+		if last := d.Events[len(d.Events)-1]; last.Kind != store.EventDiskErased || last.Message != "disk erased: sda, sdb" {
+			t.Errorf("last event %+v", last)
+		}
+		var sawReason bool
+		for _, ev := range d.Events {
+			sawReason = sawReason || strings.HasPrefix(ev.Message, "release and erase the disks, requested by ")
+		}
+		if !sawReason {
+			t.Errorf("no release-and-erase transition on the timeline: %+v", d.Events)
 		}
 	})
 }

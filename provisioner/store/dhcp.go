@@ -706,6 +706,8 @@ type BootInfo struct {
 	MachineID string
 	Name      string
 	State     string
+	// Erase: a release quick-wipes the disks.
+	Erase bool
 }
 
 // MachineBoot finds the enlisted machine a MAC belongs to; ok is false for
@@ -716,9 +718,9 @@ func (s *Store) MachineBoot(ctx context.Context, mac string) (BootInfo, bool, er
 		return BootInfo{}, false, err
 	}
 	var b BootInfo
-	row := s.db.WithContext(ctx).Raw(`SELECT m.id, m.name, m.state FROM machine_macs mm
+	row := s.db.WithContext(ctx).Raw(`SELECT m.id, m.name, m.state, m.release_erase FROM machine_macs mm
 		JOIN machines m ON m.id = mm.machine_id WHERE mm.mac = ?`, m).Row()
-	if err := row.Scan(&b.MachineID, &b.Name, &b.State); err != nil {
+	if err := row.Scan(&b.MachineID, &b.Name, &b.State, &b.Erase); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return BootInfo{}, false, nil
 		}

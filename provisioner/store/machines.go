@@ -146,7 +146,8 @@ type Machine struct {
 	AgentTokenHash string
 	DeployImageID  string
 	DeployDisk     string
-	DeployKVMHost  bool   `gorm:"column:deploy_kvm_host"`
+	DeployKVMHost  bool `gorm:"column:deploy_kvm_host"`
+	ReleaseErase   bool
 	SSHHostKey     string `gorm:"column:ssh_host_key"`
 	HostID         string
 	CreatedAt      time.Time
@@ -225,6 +226,8 @@ type MachineActionInput struct {
 	// KVMHost: the deploy registers the machine as a KVM host when it
 	// reports (the image must run libvirt).
 	KVMHost bool
+	// Erase: a release quick-wipes the machine's disks.
+	Erase bool
 }
 
 // DiscoveredMAC is a MAC that PXE-booted on a managed subnet without being
@@ -657,6 +660,13 @@ func (s *Store) MachineAction(ctx context.Context, a Actor, id, action string, i
 			}
 		case MachineCommission:
 			extra["last_error"] = ""
+		case MachineRelease:
+			extra["release_erase"] = in.Erase
+			if in.Erase && reason != "" {
+				reason = "release and erase the disks: " + reason
+			} else if in.Erase {
+				reason = "release and erase the disks, requested by " + actorName(a)
+			}
 		}
 		if reason == "" {
 			reason = strings.ReplaceAll(action, "_", " ") + " requested by " + actorName(a)
@@ -769,6 +779,9 @@ type AgentResult struct {
 	Deployed string
 	// SSHHostKey is the host key the deploy installed (authorized_keys form).
 	SSHHostKey string
+	// Log is the agent's last log lines, newline-separated, kept on the
+	// timeline with the transition.
+	Log string
 	// Wiped lists the disks a release erased.
 	Wiped    []string
 	SourceIP string
@@ -879,7 +892,10 @@ func (s *Store) AgentReportResult(ctx context.Context, rawToken string, r AgentR
 			case MachineReleasing:
 				to = MachineReady
 				reason = "released"
-				extra["deploy_image_id"], extra["deploy_disk"], extra["deploy_kvm_host"], extra["ssh_host_key"] = "", "", false, ""
+				extra["deploy_image_id"], extra["deploy_disk"], extra["deploy_kvm_host"], extra["ssh_host_key"], extra["release_erase"] = "", "", false, "", false
+				if cur.ReleaseErase && len(r.Wiped) == 0 {
+					return E(ErrInvalid, "wiped", "the release was to erase the disks but the agent reports none erased")
+				}
 			}
 			if _, set := extra["last_error"]; !set {
 				extra["last_error"] = ""
@@ -895,7 +911,11 @@ func (s *Store) AgentReportResult(ctx context.Context, rawToken string, r AgentR
 		if res.RowsAffected != 1 {
 			return notFound("agent token")
 		}
-		if err := addEvent(tx, cur.ID, EventTransition, cur.State, to, reason, clean(msg)); err != nil {
+		detail := clean(msg)
+		if r.Log != "" {
+			detail = strings.TrimSpace(detail + "\n" + cleanLog(r.Log))
+		}
+		if err := addEvent(tx, cur.ID, EventTransition, cur.State, to, reason, detail); err != nil {
 			return err
 		}
 		if r.OK && cur.State == MachineReleasing && len(r.Wiped) > 0 {
@@ -925,6 +945,7 @@ type MachineBootState struct {
 	MachineID string
 	Name      string
 	State     string
+	Erase     bool
 }
 
 // BootState finds the enlisted machine a MAC belongs to; Known is false for
@@ -934,7 +955,7 @@ func (s *Store) BootState(ctx context.Context, mac string) (MachineBootState, er
 	if err != nil || !ok {
 		return MachineBootState{}, err
 	}
-	return MachineBootState{Known: true, MachineID: b.MachineID, Name: b.Name, State: b.State}, nil
+	return MachineBootState{Known: true, MachineID: b.MachineID, Name: b.Name, State: b.State, Erase: b.Erase}, nil
 }
 
 // ListDiscovered returns MACs that PXE-booted without being enlisted,
