@@ -101,7 +101,7 @@ func TestAPIMachineDeploy(t *testing.T) {
 	hostKey := pubKey(t, "root@node-7")
 	report := map[string]any{"token": tok, "mac": "52:54:00:cc:00:01", "mode": "deploy", "status": "ok",
 		"deploy": map[string]any{"disk": "sda", "bytes_written": 400 << 20, "sha256": sum, "seed_partition": "sda1", "ssh_host_key": hostKey},
-		"log": []string{`level=INFO msg="image written" disk=/dev/sda`, `level=INFO msg="cloud-init seed written" partition=sda1`}}
+		"log":    []string{`level=INFO msg="image written" disk=/dev/sda`, `level=INFO msg="cloud-init seed written" partition=sda1`}}
 	if code, res := e.api("POST", "/api/agent/v1/report", "", report); code != http.StatusNoContent {
 		t.Fatalf("deploy report: %d %v", code, res)
 	}
