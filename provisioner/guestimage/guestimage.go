@@ -1,9 +1,10 @@
 // Package guestimage builds the small Debian image that customers' VMs boot:
 // an ext4 root filesystem with cloud-init and openssh-server, plus the kernel
 // and initrd for direct kernel boot. The same build makes the bare-metal image
-// of that system: a gzip-compressed raw disk that boots by itself through GRUB.
-// It is built offline from Debian packages by the embedded build.sh and cached
-// by the script's hash, because a build takes minutes.
+// of that system: a gzip-compressed raw disk that boots by itself through GRUB
+// and is a KVM host, with libvirt and QEMU (which the VM image lacks). It is
+// built offline from Debian packages by the embedded build.sh and cached by
+// the script's hash, because a build takes minutes.
 //
 // Customers log in as cloud-init's default Debian user, "debian" (passwordless
 // sudo), with the keys given as ssh_authorized_keys in the NoCloud user-data.
@@ -17,7 +18,9 @@
 //
 // The bare-metal image reads the same seeds (on a machine, ds=nocloud-net in
 // the SMBIOS system serial number, or a seed written into its filesystem) and
-// on first boot grows its partition and filesystem to the whole disk.
+// on first boot grows its partition and filesystem to the whole disk. There
+// the default user is also in the libvirt group, so the provisioner manages
+// the machine as a KVM host at qemu+ssh://debian@<address>/system.
 package guestimage
 
 import (
@@ -75,6 +78,15 @@ const (
 // and the drivers of server NICs and storage controllers. cloud-init grows the
 // partition and filesystem to the disk on first boot (an MBR partition reaches
 // at most 2 TiB).
+//
+// The Metal system is a KVM host: libvirt-daemon-system with the QEMU driver
+// and qemu-system-x86; libvirtd starts at boot and, after it exits when idle,
+// again through its sockets; the default user "debian" reaches
+// /var/run/libvirt/libvirt-sock over SSH as a member of the libvirt group; the
+// directory storage pool "default" on /var/lib/libvirt/images is autostarted.
+// libvirt's NAT network "default" is defined but not started: VMs attach to a
+// host bridge. Package lists of both systems are in Dir: packages.txt (VM) and
+// metal-packages.txt.
 type Image struct {
 	Dir    string // cache directory holding the files below
 	Disk   string // qcow2 of an ext4 filesystem without partition table, 2 GiB virtual size

@@ -199,6 +199,11 @@ func TestBootSSH(t *testing.T) {
 			t.Errorf("guest state lacks %q:\n%s", want, out)
 		}
 	}
+	// The hypervisor belongs to the bare-metal image only.
+	out, err = ssh(ctx, "getent group libvirt libvirt-qemu; getent passwd libvirt-qemu; command -v libvirtd virsh qemu-system-x86_64; true")
+	if err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("VM image holds libvirt or QEMU (%v):\n%s", err, out)
+	}
 	for _, path := range []string{"/meta-data", "/user-data"} {
 		if meta.served(path) == 0 {
 			t.Errorf("guest never fetched %s", path)

@@ -16,12 +16,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/fibrixcloud/fibrix/provisioner/guestimage"
+	"github.com/fibrixcloud/fibrix/provisioner/hypervisor"
 )
 
 const (
@@ -29,6 +33,13 @@ const (
 	// first boot has a partition and filesystem to grow.
 	metalDiskSize = 3 << 30
 	metalHostname = "probe-metal"
+	// metalCPUs and metalMemoryMiB size the machine, for the facts libvirt
+	// reports about it.
+	metalCPUs      = 2
+	metalMemoryMiB = 1024
+	// kvmTimeout bounds the libvirt checks after login: libvirtd starts on
+	// its socket's first connection and probes QEMU, all under TCG.
+	kvmTimeout = 4 * time.Minute
 	// partStart is the first sector of the image's root partition (1 MiB).
 	partStart = 2048
 )
@@ -40,7 +51,10 @@ const (
 // the VM image does not carry). cloud-init gets its seed from the NoCloud URL
 // in the SMBIOS serial number. The test logs in over SSH with a key from the
 // user-data, pinning the host keys the machine printed on its console, and
-// checks that the partition and filesystem grew to the disk.
+// checks that the partition and filesystem grew to the disk. The machine is
+// a KVM host: the provisioner's way in, qemu+ssh:// as the default user with
+// the pinned host key, reads its CPUs, memory and the active storage pool
+// "default".
 func TestMetalBootSSH(t *testing.T) {
 	for _, tool := range []string{"qemu-system-x86_64", "ssh", "ssh-keygen"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -83,7 +97,7 @@ func TestMetalBootSSH(t *testing.T) {
 	sshPort := freePort(t)
 	serial := filepath.Join(dir, "serial.log")
 	qemu := exec.Command("qemu-system-x86_64",
-		"-accel", "tcg", "-machine", "q35", "-smp", "2", "-m", "1024",
+		"-accel", "tcg", "-machine", "q35", "-smp", strconv.Itoa(metalCPUs), "-m", strconv.Itoa(metalMemoryMiB),
 		"-nodefaults", "-display", "none", "-no-reboot",
 		// The only disk, on q35's built-in AHCI controller; no -kernel: the
 		// BIOS boots whatever the disk holds.
@@ -128,7 +142,7 @@ func TestMetalBootSSH(t *testing.T) {
 	if err := os.WriteFile(knownHosts, []byte(kh.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ssh := func(ctx context.Context, command string) (string, error) {
+	sshRun := func(ctx context.Context, command string) (string, error) {
 		cmd := exec.CommandContext(ctx, "ssh", "-i", key, "-F", "/dev/null",
 			"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
 			"-o", "UserKnownHostsFile="+knownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
@@ -139,7 +153,7 @@ func TestMetalBootSSH(t *testing.T) {
 	}
 	var got string
 	for {
-		out, err := ssh(ctx, "hostname")
+		out, err := sshRun(ctx, "hostname")
 		if err == nil {
 			got = strings.TrimSpace(out)
 			break
@@ -160,7 +174,7 @@ func TestMetalBootSSH(t *testing.T) {
 
 	// cloud-init grows the partition (growpart) and the filesystem
 	// (resize_rootfs) in its init stage, before it writes the host keys.
-	out, err := ssh(ctx, "findmnt -n -o SOURCE /; df -B1 --output=size / | tail -n 1; cloud-init status")
+	out, err := sshRun(ctx, "findmnt -n -o SOURCE /; df -B1 --output=size / | tail -n 1; cloud-init status")
 	if err != nil {
 		t.Fatalf("ssh checks: %v: %s", err, out)
 	}
@@ -187,6 +201,169 @@ func TestMetalBootSSH(t *testing.T) {
 			t.Errorf("machine never fetched %s", path)
 		}
 	}
+
+	kvmCtx, cancel := context.WithTimeout(t.Context(), kvmTimeout)
+	defer cancel()
+	checkKVMHost(kvmCtx, t, sshRun, kvmLogin{port: sshPort, key: key, hostKeys: keys}, size)
+}
+
+// kvmLogin is how the test reaches the machine the way the provisioner
+// reaches a KVM host.
+type kvmLogin struct {
+	port     int
+	key      string   // private key file of a key in the user-data
+	hostKeys []string // "type base64" as printed on the console
+}
+
+// checkKVMHost checks the machine as a KVM host: the default user is in the
+// libvirt group, libvirtd is enabled with its socket and answers with the
+// pool "default" running, and hypervisor.Dial over qemu+ssh with the pinned
+// host key reads the facts discovery records: the machine's CPUs and memory
+// and the pool on its root filesystem of rootSize bytes.
+func checkKVMHost(ctx context.Context, t *testing.T, sshRun func(context.Context, string) (string, error), login kvmLogin, rootSize int64) {
+	remote := func(command string) string {
+		t.Helper()
+		out, err := sshRun(ctx, command)
+		if err != nil {
+			t.Fatalf("ssh %s: %v: %s", command, err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	if groups := strings.Fields(remote("id -nG")); !slices.Contains(groups, "libvirt") || !slices.Contains(groups, "sudo") {
+		t.Errorf("%s is in groups %v, want libvirt and sudo among them", loginUser, groups)
+	}
+	if out := remote("systemctl is-enabled libvirtd.service libvirtd.socket; systemctl is-active libvirtd.socket"); out != "enabled\nenabled\nactive" {
+		t.Errorf("libvirtd.service, libvirtd.socket: %q, want both enabled and the socket active", out)
+	}
+	if out := remote("sudo -n sshd -T"); !slices.Contains(strings.Split(out, "\n"), "allowstreamlocalforwarding yes") {
+		t.Errorf("sshd does not allow streamlocal forwarding:\n%s", out)
+	}
+	start := time.Now()
+	out := remote("virsh -c qemu:///system pool-info default")
+	t.Logf("virsh pool-info default: %v", time.Since(start).Round(time.Millisecond))
+	info := map[string]string{}
+	for l := range strings.Lines(out) {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			info[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	for k, want := range map[string]string{"Name": "default", "State": "running", "Autostart": "yes"} {
+		if info[k] != want {
+			t.Errorf("virsh pool-info default: %s %q, want %q:\n%s", k, info[k], want, out)
+		}
+	}
+	memKiB, err := strconv.ParseInt(remote("awk '/^MemTotal:/ {print $2}' /proc/meminfo"), 10, 64)
+	if err != nil {
+		t.Fatalf("MemTotal: %v", err)
+	}
+
+	// The provisioner's path: SSH as the default user with its key, the host
+	// key pinned, libvirtd's socket through a direct-streamlocal channel.
+	pem, err := os.ReadFile(login.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostKey string
+	for _, k := range login.hostKeys {
+		if strings.HasPrefix(k, ssh.KeyAlgoED25519+" ") {
+			hostKey = k
+		}
+	}
+	if hostKey == "" {
+		t.Fatalf("no ed25519 host key among %v", login.hostKeys)
+	}
+	start = time.Now()
+	conn, err := hypervisor.Dial(ctx, hypervisor.Config{
+		URI:     fmt.Sprintf("qemu+ssh://%s@127.0.0.1:%d/system", loginUser, login.port),
+		HostKey: hostKey,
+		Signer:  signer,
+		Timeout: kvmTimeout,
+	})
+	if err != nil {
+		t.Fatalf("dial the machine's libvirt: %v", err)
+	}
+	defer conn.Close()
+	if conn.HostKey() != hostKey {
+		t.Errorf("connection's host key %q, pinned %q", conn.HostKey(), hostKey)
+	}
+	facts, err := conn.Facts(ctx)
+	if err != nil {
+		t.Fatalf("facts: %v", err)
+	}
+	t.Logf("qemu+ssh dial and facts: %v: %+v", time.Since(start).Round(time.Millisecond), facts)
+	if facts.Threads != metalCPUs {
+		t.Errorf("libvirt reports %d CPUs, the machine has %d", facts.Threads, metalCPUs)
+	}
+	// libvirt reports MemTotal: the machine's memory less what the kernel
+	// keeps for itself.
+	if want := memKiB / 1024; facts.MemoryMiB != want || facts.MemoryMiB > metalMemoryMiB || facts.MemoryMiB < metalMemoryMiB*3/4 {
+		t.Errorf("libvirt reports %d MiB of memory, the machine has MemTotal %d MiB of %d MiB", facts.MemoryMiB, want, metalMemoryMiB)
+	}
+	if facts.Arch != "x86_64" {
+		t.Errorf("libvirt reports architecture %q", facts.Arch)
+	}
+	i := slices.IndexFunc(facts.Pools, func(p hypervisor.PoolFacts) bool { return p.Name == "default" })
+	if i < 0 {
+		t.Fatalf("storage pool default is not active; active pools: %+v", facts.Pools)
+	}
+	pool := facts.Pools[i]
+	if pool.Path != "/var/lib/libvirt/images" {
+		t.Errorf("pool default at %q, want /var/lib/libvirt/images", pool.Path)
+	}
+	if want := rootSize >> 30; pool.CapacityGiB != want || pool.AvailableGiB <= 0 {
+		t.Errorf("pool default: %d GiB, %d GiB available; want the root filesystem's %d GiB with space free", pool.CapacityGiB, pool.AvailableGiB, want)
+	}
+}
+
+// TestImagePackages checks the package lists of a build: the metal system
+// is the VM system's package set plus the KVM host's packages, which the VM
+// system lacks.
+func TestImagePackages(t *testing.T) {
+	img := guestimage.ForTest(t)
+	vm := readPackages(t, filepath.Join(img.Dir, "packages.txt"))
+	metal := readPackages(t, filepath.Join(img.Dir, "metal-packages.txt"))
+	for _, p := range []string{"libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86"} {
+		if v, ok := vm[p]; ok {
+			t.Errorf("VM image has %s %s", p, v)
+		}
+		if _, ok := metal[p]; !ok {
+			t.Errorf("metal image lacks %s", p)
+		}
+	}
+	for p, v := range vm {
+		if metal[p] != v {
+			t.Errorf("VM image has %s %s, metal image %q", p, v, metal[p])
+		}
+		if strings.HasPrefix(p, "libvirt") || strings.HasPrefix(p, "qemu-system") {
+			t.Errorf("VM image has %s %s", p, v)
+		}
+	}
+	t.Logf("%d packages in the VM image, %d in the metal image", len(vm), len(metal))
+}
+
+// readPackages reads a build's "package version" list.
+func readPackages(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		name, version, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			t.Fatalf("%s: line %q", path, line)
+		}
+		pkgs[name] = version
+	}
+	if len(pkgs) == 0 {
+		t.Fatalf("%s lists no packages", path)
+	}
+	return pkgs
 }
 
 // writeImage decompresses the gzip image at src into the raw file dst as a
