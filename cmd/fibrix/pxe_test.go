@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/fibrixcloud/fibrix/provisioner/guestimage"
 )
 
@@ -367,7 +369,7 @@ func TestEndToEndPXE(t *testing.T) {
 		"--boot-interface", rn.iface, "--boot-server-ip", rackServerIP,
 		"--tftp-listen", net.JoinHostPort(rackServerIP, tftp), "--boot-http-listen", net.JoinHostPort(rackServerIP, bootPort),
 		"--boot-kernel", kernel, "--boot-initrd", initrd, "--boot-images", images,
-		"--agent-url", "http://127.0.0.1:"+port, "--boot-subnet-refresh", "2s")
+		"--agent-url", "http://127.0.0.1:"+port, "--boot-subnet-refresh", "2s", "--discovery-interval", "5s")
 	staff := api{t: t, base: in.URL}
 	var sess struct{ Token string }
 	staff.must("POST", "/auth/login", map[string]string{"email": in.Email, "password": in.Password}, &sess, 200)
@@ -410,7 +412,7 @@ func TestEndToEndPXE(t *testing.T) {
 	staff.must("POST", "/admin/images", map[string]any{"name": "debian-12-metal", "os": "Debian", "version": "12", "kind": "machine",
 		"source_url": "http://" + net.JoinHostPort(rackServerIP, bootPort) + "/boot/images/metal.img.gz", "checksum": "sha256:" + img.MetalSHA256}, nil, 201)
 	start = time.Now()
-	staff.must("POST", "/admin/machines/"+m.ID+"/actions", map[string]any{"type": "deploy", "image": "debian-12-metal", "disk": "vda"}, nil, 202)
+	staff.must("POST", "/admin/machines/"+m.ID+"/actions", map[string]any{"type": "deploy", "image": "debian-12-metal", "disk": "vda", "kvm_host": true}, nil, 202)
 	m = waitMachine(t, staff, m.ID, "deployed", 8*time.Minute, nd)
 	t.Logf("deployed in %v", time.Since(start).Round(time.Second))
 	if !strings.HasPrefix(m.SSHHostKey, "ssh-ed25519 ") {
@@ -479,6 +481,51 @@ func TestEndToEndPXE(t *testing.T) {
 	if !strings.Contains(in.Stderr.String(), `script=local`) {
 		t.Errorf("the boot service never sent the local-boot script:\n%s", lastLines(in.Stderr.String(), 20))
 	}
+
+	// Deployed as a KVM host: registered with the reported host key pinned,
+	// and discovery logs in as debian with the provisioner's key and reads
+	// the node's libvirt.
+	if m.HostID == "" {
+		t.Fatalf("the deploy registered no host; timeline: %+v", m.Events)
+	}
+	var host struct {
+		URI         string `json:"uri"`
+		State       string `json:"state"`
+		LastError   string `json:"last_error"`
+		Fingerprint string `json:"ssh_host_key_fingerprint"`
+		Capacity    struct {
+			CPU    struct{ Physical int64 } `json:"cpu"`
+			Memory struct{ Physical int64 } `json:"memory"`
+		} `json:"capacity"`
+	}
+	deadline = time.Now().Add(3 * time.Minute)
+	for {
+		staff.must("GET", "/admin/hosts/"+m.HostID, nil, &host, 200)
+		if host.State == "ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host %s is %s: %s", host.URI, host.State, host.LastError)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if host.URI != "qemu+ssh://debian@"+ip+"/system" || host.Capacity.CPU.Physical != nodeCPUs ||
+		host.Capacity.Memory.Physical < nodeMemMiB*8/10 || host.Capacity.Memory.Physical > nodeMemMiB {
+		t.Errorf("host = %+v", host)
+	}
+	hk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(m.SSHHostKey))
+	if err != nil || host.Fingerprint != gossh.FingerprintSHA256(hk) {
+		t.Errorf("host key fingerprint %q, the deploy reported %q (%v)", host.Fingerprint, m.SSHHostKey, err)
+	}
+	// The machine cannot be released while it is a host.
+	var refusal struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	if code := staff.call("POST", "/admin/machines/"+m.ID+"/actions", map[string]any{"type": "release", "erase": true}, &refusal); code != 409 ||
+		!strings.Contains(refusal.Error.Message, "delete that host") {
+		t.Errorf("release of a host: %d %+v", code, refusal)
+	}
+	staff.must("DELETE", "/admin/hosts/"+m.HostID, nil, nil, 204)
 
 	// Release with erase: the agent boots once more, quick-wipes the disk
 	// and powers the node off; the machine is ready again.

@@ -122,12 +122,27 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 
 // Close ends the libvirt connection and, for qemu+ssh, the SSH client.
 func (c *Conn) Close() error {
-	err := c.lv.Disconnect()
+	// Disconnect is an RPC: a host that went away (powered off, cable
+	// pulled) never answers it. Closing the SSH client ends the wait.
+	done := make(chan error, 1)
+	go func() { done <- c.lv.Disconnect() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(closeTimeout):
+		err = fmt.Errorf("libvirt did not answer the disconnect within %v", closeTimeout)
+		if c.ssh == nil {
+			return err
+		}
+	}
 	if serr := c.closeSSH(); err == nil {
 		err = serr
 	}
 	return err
 }
+
+// closeTimeout bounds the goodbye to a host's libvirt.
+const closeTimeout = 5 * time.Second
 
 func (c *Conn) closeSSH() error {
 	if c.ssh == nil {

@@ -221,15 +221,26 @@ func TestAgentDeployPlanAndKVMHost(t *testing.T) {
 			t.Errorf("last event: %+v", last)
 		}
 
-		// While it is a host, another KVM host deploy is refused; a release
-		// forgets the system's host key.
+		// While it is a host, a release is refused; once the host is gone, the
+		// release forgets the system's host key and the link.
+		_, err = s.MachineAction(ctx, staffActor, m.ID, store.MachineRelease, store.MachineActionInput{})
+		if e, ok := store.AsError(err); !ok || !errors.Is(err, store.ErrConflict) || !strings.Contains(e.Message, "delete that host") {
+			t.Fatalf("release of a host: %v", err)
+		}
+		if err := s.DeleteHost(ctx, staffActor, got.HostID); err != nil {
+			t.Fatal(err)
+		}
 		act(t, s, m.ID, store.MachineRelease, store.MachineActionInput{})
 		rtok, _ := s.IssueAgentToken(ctx, m.ID)
-		if r, err := s.AgentReportResult(ctx, rtok, store.AgentResult{Mode: "release", OK: true}); err != nil || r.SSHHostKey != "" || r.DeployKVMHost {
+		if r, err := s.AgentReportResult(ctx, rtok, store.AgentResult{Mode: "release", OK: true}); err != nil || r.SSHHostKey != "" || r.DeployKVMHost || r.HostID != "" {
 			t.Fatalf("release: %+v %v", r, err)
 		}
+		// A host of the same name blocks another KVM host deploy.
+		if _, err := s.CreateHost(ctx, staffActor, store.HostInput{Name: "node-1", URI: "qemu+ssh://root@10.9.0.200/system"}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := s.MachineAction(ctx, staffActor, m.ID, store.MachineDeploy, store.MachineActionInput{ImageID: img.ID, Disk: "sda", KVMHost: true}); !errors.Is(err, store.ErrConflict) {
-			t.Errorf("second kvm deploy while a host: %v", err)
+			t.Errorf("kvm deploy over an existing host name: %v", err)
 		}
 
 		// Without an address the deploy stands, unregistered, with the reason.

@@ -661,7 +661,18 @@ func (s *Store) MachineAction(ctx context.Context, a Actor, id, action string, i
 		case MachineCommission:
 			extra["last_error"] = ""
 		case MachineRelease:
-			extra["release_erase"] = in.Erase
+			// Releasing a KVM host would take its customers' VMs with it.
+			if cur.HostID != "" {
+				var h Host
+				err := tx.Select("id", "name").Where("id = ?", cur.HostID).Take(&h).Error
+				if err == nil {
+					return E(ErrConflict, "", "machine "+cur.Name+" is KVM host "+h.Name+"; delete that host before releasing the machine")
+				}
+				if !errIsNotFound(err) {
+					return fmt.Errorf("check machine's host: %w", err)
+				}
+			}
+			extra["release_erase"], extra["host_id"] = in.Erase, ""
 			if in.Erase && reason != "" {
 				reason = "release and erase the disks: " + reason
 			} else if in.Erase {
