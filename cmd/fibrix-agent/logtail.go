@@ -9,15 +9,26 @@ import (
 )
 
 // logTail keeps the last lines the agent logged, to send with its report so
-// staff see on the machine's timeline what the agent did.
+// staff see on the machine's timeline what the agent did. Secrets (the
+// one-time token, which errors about the plan's URL would carry) are
+// replaced before a line is kept.
 type logTail struct {
 	mu      sync.Mutex
 	partial []byte
 	lines   []string
 	max     int
+	secrets []string
 }
 
-func newLogTail(max int) *logTail { return &logTail{max: max} }
+func newLogTail(max int, secrets ...string) *logTail {
+	l := &logTail{max: max}
+	for _, s := range secrets {
+		if s != "" {
+			l.secrets = append(l.secrets, s)
+		}
+	}
+	return l
+}
 
 func (l *logTail) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -35,6 +46,9 @@ func (l *logTail) Write(p []byte) (int, error) {
 }
 
 func (l *logTail) add(line string) {
+	for _, s := range l.secrets {
+		line = strings.ReplaceAll(line, s, "REDACTED")
+	}
 	line = strings.Map(func(r rune) rune {
 		if r < 0x20 && r != '\t' || r == 0x7f {
 			return -1

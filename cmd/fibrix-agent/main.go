@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"log/slog"
 	"net/http"
 	"os"
@@ -53,7 +54,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fibrix-agent:", err)
 		os.Exit(2)
 	}
-	tail := newLogTail(inventory.MaxLogLines)
+	tail := newLogTail(inventory.MaxLogLines, cfg.token, url.QueryEscape(cfg.token))
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, tail), nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
