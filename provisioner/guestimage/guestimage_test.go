@@ -125,67 +125,9 @@ func TestBootSSH(t *testing.T) {
 		"-device", "virtio-net-pci,netdev=n0,mac="+guestMAC,
 		"-serial", "file:"+serial,
 	)
-	var qemuOut bytes.Buffer
-	qemu.Stdout, qemu.Stderr = &qemuOut, &qemuOut
-	bootStart := time.Now()
-	if err := qemu.Start(); err != nil {
-		t.Fatalf("start qemu: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- qemu.Wait() }()
-	t.Cleanup(func() {
-		_ = qemu.Process.Kill()
-		<-exited
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(serial)
-			t.Logf("qemu output: %s\nserial console (tail):\n%s", qemuOut.String(), tail(string(b), 80))
-		}
-	})
-
+	ssh, got, _ := bootLogin(t, qemu, serial, dir, sshPort, key)
 	ctx, cancel := context.WithTimeout(t.Context(), bootTimeout)
 	defer cancel()
-
-	// cloud-init prints the host keys it generated on the console; pinning them
-	// lets ssh run with StrictHostKeyChecking=yes.
-	keys := waitHostKeys(ctx, t, serial, exited)
-	t.Logf("boot → host keys on console: %v", time.Since(bootStart).Round(time.Second))
-	knownHosts := filepath.Join(dir, "known_hosts")
-	var kh strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&kh, "[127.0.0.1]:%d %s\n", sshPort, k)
-	}
-	if err := os.WriteFile(knownHosts, []byte(kh.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	ssh := func(ctx context.Context, command string) (string, error) {
-		cmd := exec.CommandContext(ctx, "ssh", "-i", key, "-F", "/dev/null",
-			"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-			"-o", "UserKnownHostsFile="+knownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
-			"-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-			"-p", fmt.Sprint(sshPort), loginUser+"@127.0.0.1", command)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	var got string
-	for {
-		out, err := ssh(ctx, "hostname")
-		if err == nil {
-			got = strings.TrimSpace(out)
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no SSH login within %v: %v: %s", bootTimeout, err, out)
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("qemu exited: %v", err)
-		case <-time.After(2 * time.Second):
-		}
-	}
-	t.Logf("boot → SSH ready: %v", time.Since(bootStart).Round(time.Second))
 	if got != hostname {
 		t.Fatalf("ssh %s@guest hostname printed %q, want %q", loginUser, got, hostname)
 	}
@@ -303,4 +245,72 @@ func (m *metadata) served(path string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.hits[path]
+}
+
+// bootLogin starts qemu, pins the SSH host keys cloud-init prints on the
+// serial console, and waits until loginUser can log in with key; it
+// returns a command runner for the guest, what `hostname` printed and the
+// pinned host keys (authorized_keys form). The guest is killed when the
+// test ends; on failure its console tail is logged.
+func bootLogin(t *testing.T, qemu *exec.Cmd, serial, dir string, sshPort int, key string) (func(ctx context.Context, command string) (string, error), string, []string) {
+	t.Helper()
+	var qemuOut bytes.Buffer
+	qemu.Stdout, qemu.Stderr = &qemuOut, &qemuOut
+	bootStart := time.Now()
+	if err := qemu.Start(); err != nil {
+		t.Fatalf("start qemu: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- qemu.Wait() }()
+	t.Cleanup(func() {
+		_ = qemu.Process.Kill()
+		<-exited
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(serial)
+			t.Logf("qemu output: %s\nserial console (tail):\n%s", qemuOut.String(), tail(string(b), 80))
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(t.Context(), bootTimeout)
+	defer cancel()
+
+	// cloud-init prints the host keys it generated on the console; pinning them
+	// lets ssh run with StrictHostKeyChecking=yes.
+	keys := waitHostKeys(ctx, t, serial, exited)
+	t.Logf("boot → host keys on console: %v", time.Since(bootStart).Round(time.Second))
+	knownHosts := filepath.Join(dir, "known_hosts")
+	var kh strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&kh, "[127.0.0.1]:%d %s\n", sshPort, k)
+	}
+	if err := os.WriteFile(knownHosts, []byte(kh.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ssh := func(ctx context.Context, command string) (string, error) {
+		cmd := exec.CommandContext(ctx, "ssh", "-i", key, "-F", "/dev/null",
+			"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+			"-o", "UserKnownHostsFile="+knownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
+			"-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
+			"-p", fmt.Sprint(sshPort), loginUser+"@127.0.0.1", command)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for {
+		out, err := ssh(ctx, "hostname")
+		if err == nil {
+			t.Logf("boot → SSH ready: %v", time.Since(bootStart).Round(time.Second))
+			return ssh, strings.TrimSpace(out), keys
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no SSH login within %v: %v: %s", bootTimeout, err, out)
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("qemu exited: %v", err)
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

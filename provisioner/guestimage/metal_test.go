@@ -111,63 +111,9 @@ func TestMetalBootSSH(t *testing.T) {
 		"-device", "e1000e,netdev=n0,mac="+guestMAC,
 		"-serial", "file:"+serial,
 	)
-	var qemuOut bytes.Buffer
-	qemu.Stdout, qemu.Stderr = &qemuOut, &qemuOut
-	bootStart := time.Now()
-	if err := qemu.Start(); err != nil {
-		t.Fatalf("start qemu: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- qemu.Wait() }()
-	t.Cleanup(func() {
-		_ = qemu.Process.Kill()
-		<-exited
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(serial)
-			t.Logf("qemu output: %s\nserial console (tail):\n%s", qemuOut.String(), tail(string(b), 80))
-		}
-	})
-
-	ctx, cancel := context.WithTimeout(t.Context(), bootTimeout)
-	defer cancel()
-	keys := waitHostKeys(ctx, t, serial, exited)
-	t.Logf("boot → host keys on console: %v", time.Since(bootStart).Round(time.Second))
-	knownHosts := filepath.Join(dir, "known_hosts")
-	var kh strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&kh, "[127.0.0.1]:%d %s\n", sshPort, k)
-	}
-	if err := os.WriteFile(knownHosts, []byte(kh.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshRun := func(ctx context.Context, command string) (string, error) {
-		cmd := exec.CommandContext(ctx, "ssh", "-i", key, "-F", "/dev/null",
-			"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-			"-o", "UserKnownHostsFile="+knownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
-			"-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-			"-p", strconv.Itoa(sshPort), loginUser+"@127.0.0.1", command)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	var got string
-	for {
-		out, err := sshRun(ctx, "hostname")
-		if err == nil {
-			got = strings.TrimSpace(out)
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no SSH login within %v: %v: %s", bootTimeout, err, out)
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("qemu exited: %v", err)
-		case <-time.After(2 * time.Second):
-		}
-	}
-	t.Logf("boot → SSH ready: %v", time.Since(bootStart).Round(time.Second))
+	sshRun, got, keys := bootLogin(t, qemu, serial, dir, sshPort, key)
+	ctx, stop := context.WithTimeout(t.Context(), bootTimeout)
+	defer stop()
 	if got != metalHostname {
 		t.Fatalf("ssh %s@machine hostname printed %q, want %q", loginUser, got, metalHostname)
 	}
