@@ -192,7 +192,8 @@ func TestServeRetriesWithBackoff(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // no further calls may follow
 		took := stop()
 		t.Logf("Serve returned %v after cancel", took)
-		if took > time.Second {
+		// Promptly, not after a lease or a backoff: generous for a loaded box.
+		if took > 10*time.Second {
 			t.Errorf("Serve took %v to return after cancel", took)
 		}
 
@@ -324,7 +325,8 @@ func TestLeaseRenewedWhileWorking(t *testing.T) {
 		}
 		took := stop()
 		t.Logf("Serve returned %v after cancel with a handler in flight", took)
-		if took > time.Second {
+		// Promptly, not after a lease or a backoff: generous for a loaded box.
+		if took > 10*time.Second {
 			t.Errorf("Serve took %v to return", took)
 		}
 		d := getVM(t, s, vm.ID)

@@ -467,20 +467,22 @@ func TestSlowClientsAreCut(t *testing.T) {
 		"tls partial hello":      {s.tlsAddr, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			// The server's clock starts when it accepts, after this one.
+			start := time.Now()
 			c, err := net.Dial("tcp", tc.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			start := time.Now()
 			if _, err := io.WriteString(c, tc.send); err != nil {
 				t.Fatal(err)
 			}
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			// The server must close the connection: our own read deadline
+			// firing first (an error here) means it never did.
+			_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 			_, err = io.Copy(io.Discard, c)
-			took := time.Since(start)
-			if err != nil || took < timeout || took > timeout+2*time.Second {
-				t.Errorf("connection ended after %v (err %v), want about %v", took, err, timeout)
+			if took := time.Since(start); err != nil || took < timeout {
+				t.Errorf("connection ended after %v (err %v), want the server to cut it after %v", took, err, timeout)
 			}
 		})
 	}
@@ -504,9 +506,10 @@ func TestIdleTimeout(t *testing.T) {
 		time.Sleep(idle / 2)
 	}
 	begin := time.Now()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// EOF is the server closing it; our own deadline (an error) means it never did.
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	_, err = c.r.ReadString('\n')
-	if took := time.Since(begin); err != io.EOF || took < idle*3/4 || took > 3*idle+time.Second {
-		t.Errorf("idle connection ended after %v with %v, want EOF after %v–%v", took, err, idle, 2*idle)
+	if took := time.Since(begin); err != io.EOF || took < idle*3/4 {
+		t.Errorf("idle connection ended after %v with %v, want the server to close it after %v", took, err, idle)
 	}
 }
