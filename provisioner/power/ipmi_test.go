@@ -18,6 +18,8 @@ import (
 
 	"github.com/bougou/go-ipmi/pkg/client"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fibrixcloud/fibrix/provisioner/ipmisimtest"
 )
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -37,7 +39,7 @@ func newDriver(t *testing.T, params map[string]string, secret string) *IPMI {
 }
 
 // wantPower cross-checks the driver's view of the power state with ipmitool's.
-func wantPower(t *testing.T, d *IPMI, s *sim, want State) {
+func wantPower(t *testing.T, d *IPMI, s *ipmisimtest.BMC, want State) {
 	t.Helper()
 	got, err := d.PowerState(ctxT(t, 10*time.Second))
 	if err != nil {
@@ -46,19 +48,19 @@ func wantPower(t *testing.T, d *IPMI, s *sim, want State) {
 	if got != want {
 		t.Errorf("PowerState = %s; want %s", got, want)
 	}
-	if out := s.ipmitool(t, "chassis", "power", "status"); !strings.Contains(out, "Chassis Power is "+string(want)) {
+	if out := s.Ipmitool(t, "chassis", "power", "status"); !strings.Contains(out, "Chassis Power is "+string(want)) {
 		t.Errorf("ipmitool chassis power status = %q; want %s", strings.TrimSpace(out), want)
 	}
 }
 
 // wantCall waits for the chassis hook to have been called with call (the
 // simulator runs it asynchronously for a cycle's second half).
-func wantCall(t *testing.T, s *sim, from int, call string) {
+func wantCall(t *testing.T, s *ipmisimtest.BMC, from int, call string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Contains(s.calls(t)[from:], s.name+" "+call) {
+	for !slices.Contains(s.Calls(t)[from:], s.Name+" "+call) {
 		if time.Now().After(deadline) {
-			t.Fatalf("chassis hook never saw %q; calls: %q", call, s.calls(t))
+			t.Fatalf("chassis hook never saw %q; calls: %q", call, s.Calls(t))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -68,7 +70,7 @@ func wantCall(t *testing.T, s *sim, from int, call string) {
 // through every driver capability, checking each change with ipmitool and
 // with the BMC's chassis hook.
 func TestIPMIRack(t *testing.T) {
-	need(t, "/usr/bin/ipmitool", "ipmitool")
+	ipmisimtest.Need(t, "/usr/bin/ipmitool", "ipmitool")
 	rack := []struct {
 		iface string
 		suite string
@@ -84,7 +86,7 @@ func TestIPMIRack(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := startSim(t, fmt.Sprintf("bmc%d", i), true)
-			p := s.params(m.iface)
+			p := s.Params(m.iface)
 			if m.suite != "" {
 				p["cipher_suite"] = m.suite
 			}
@@ -111,33 +113,33 @@ func TestIPMIRack(t *testing.T) {
 			}
 
 			wantPower(t, d, s, Off)
-			from := len(s.calls(t))
+			from := len(s.Calls(t))
 			step("PowerOn", d.PowerOn(ctx))
 			wantCall(t, s, from, "set power 1")
 			wantPower(t, d, s, On)
 
-			from = len(s.calls(t))
+			from = len(s.Calls(t))
 			step("SetBootDevice pxe", d.SetBootDevice(ctx, PXE, false, false))
 			wantCall(t, s, from, "set boot pxe")
-			if out := s.ipmitool(t, "chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force PXE") {
+			if out := s.Ipmitool(t, "chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force PXE") {
 				t.Errorf("bootparam get 5 after pxe:\n%s", out)
 			}
 			// ipmi_sim keeps only the device selector of the boot flags
 			// (not EFI nor persistence); the in-process BMC test checks those.
-			from = len(s.calls(t))
+			from = len(s.Calls(t))
 			step("SetBootDevice disk", d.SetBootDevice(ctx, Disk, false, false))
 			wantCall(t, s, from, "set boot default")
-			if out := s.ipmitool(t, "chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force Boot from default Hard-Drive") {
+			if out := s.Ipmitool(t, "chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force Boot from default Hard-Drive") {
 				t.Errorf("bootparam get 5 after disk:\n%s", out)
 			}
 
-			from = len(s.calls(t))
+			from = len(s.Calls(t))
 			step("PowerCycle", d.PowerCycle(ctx))
 			wantCall(t, s, from, "set power 0")
 			wantCall(t, s, from, "set power 1")
 			wantPower(t, d, s, On)
 
-			from = len(s.calls(t))
+			from = len(s.Calls(t))
 			step("SoftOff", d.SoftOff(ctx))
 			wantCall(t, s, from, "set shutdown 1")
 			wantPower(t, d, s, Off)
@@ -157,7 +159,7 @@ func TestIPMIRack(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Sensors (-want +got):\n%s", diff)
 			}
-			if out := s.ipmitool(t, "sdr", "list"); !strings.Contains(out, "CPU Temp") || !strings.Contains(out, "45 degrees C") {
+			if out := s.Ipmitool(t, "sdr", "list"); !strings.Contains(out, "CPU Temp") || !strings.Contains(out, "45 degrees C") {
 				t.Errorf("ipmitool sdr list = %q", out)
 			}
 		})
@@ -167,7 +169,7 @@ func TestIPMIRack(t *testing.T) {
 func TestIPMIEmptySDR(t *testing.T) {
 	s := startSim(t, "bmc-empty", false)
 	for _, iface := range []string{"lan", "lanplus"} {
-		d := newDriver(t, s.params(iface), simPassword)
+		d := newDriver(t, s.Params(iface), simPassword)
 		got, err := d.Sensors(ctxT(t, 10*time.Second))
 		if err != nil {
 			t.Fatalf("%s: Sensors on an empty SDR repository: %v", iface, err)
@@ -186,7 +188,7 @@ func TestIPMIWrongPassword(t *testing.T) {
 		{"lanplus unknown user", "lanplus", "nobody"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := s.params(tc.iface)
+			p := s.Params(tc.iface)
 			p["username"] = tc.user
 			d := newDriver(t, p, "wrong")
 			start := time.Now()
@@ -229,8 +231,8 @@ func TestIPMIDeadBMC(t *testing.T) {
 		want    time.Duration
 		waits   bool // no ICMP "port unreachable" comes back: the whole timeout passes
 	}{
-		{"nothing listening lanplus", freeUDPPort(t), "lanplus", "", 5 * time.Second, false},
-		{"nothing listening lan", freeUDPPort(t), "lan", "", 5 * time.Second, false},
+		{"nothing listening lanplus", ipmisimtest.FreeUDPPort(t), "lanplus", "", 5 * time.Second, false},
+		{"nothing listening lan", ipmisimtest.FreeUDPPort(t), "lan", "", 5 * time.Second, false},
 		{"silent lanplus", silent.LocalAddr().(*net.UDPAddr).Port, "lanplus", "", 5 * time.Second, true},
 		{"silent lan", silent.LocalAddr().(*net.UDPAddr).Port, "lan", "2s", 2 * time.Second, true},
 	}
@@ -267,16 +269,16 @@ func TestIPMIDeadBMC(t *testing.T) {
 func TestIPMIReopensSession(t *testing.T) {
 	s := startSim(t, "bmc-restart", false)
 	for _, iface := range []string{"lanplus", "lan"} {
-		d := newDriver(t, s.params(iface), simPassword)
+		d := newDriver(t, s.Params(iface), simPassword)
 		if _, err := d.PowerState(ctxT(t, 45*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		old := d.c
-		s.kill(t)
+		s.Kill(t)
 		// Wait for the supervisor's new ipmi_sim.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if _, err := s.ipmitoolErr("chassis", "power", "status"); err == nil {
+			if _, err := s.IpmitoolErr("chassis", "power", "status"); err == nil {
 				break
 			} else if time.Now().After(deadline) {
 				t.Fatalf("ipmi_sim not restarted: %v", err)
@@ -302,7 +304,7 @@ func TestIPMIReopensSession(t *testing.T) {
 // serialises them over its one session and all succeed.
 func TestIPMIConcurrent(t *testing.T) {
 	s := startSim(t, "bmc-conc", true)
-	d := newDriver(t, s.params("lanplus"), simPassword)
+	d := newDriver(t, s.Params("lanplus"), simPassword)
 	ctx := ctxT(t, 60*time.Second)
 	if _, err := d.PowerState(ctx); err != nil {
 		t.Fatal(err)
@@ -351,10 +353,10 @@ func TestIPMIConcurrent(t *testing.T) {
 //
 //	go test ./provisioner/power -run '^$' -bench IPMIOpenSession
 func BenchmarkIPMIOpenSession(b *testing.B) {
-	need(b, "/usr/bin/ipmitool", "ipmitool")
+	ipmisimtest.Need(b, "/usr/bin/ipmitool", "ipmitool")
 	s := startSim(b, "bmc-bench", false)
 	for _, iface := range []string{"lanplus", "lan"} {
-		d, err := New(Config{Type: "ipmi", Params: s.params(iface), Secret: simPassword}, nil)
+		d, err := New(Config{Type: "ipmi", Params: s.Params(iface), Secret: simPassword}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -395,7 +397,7 @@ func BenchmarkIPMIOpenSession(b *testing.B) {
 					if err := os.WriteFile(f, []byte(strings.Repeat(c.cmd+"\n", k)), 0o644); err != nil {
 						b.Fatal(err)
 					}
-					args := []string{"-I", iface, "-H", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", simUser, "-P", simPassword}
+					args := []string{"-I", iface, "-H", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-U", simUser, "-P", simPassword}
 					if iface == "lanplus" {
 						args = append(args, "-C", "3")
 					}

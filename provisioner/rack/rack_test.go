@@ -637,10 +637,10 @@ func TestWorkerIPMIBootMode(t *testing.T) {
 		if diff := cmp.Diff([]bootFlags{{Valid: true, EFI: true, Device: pxe}}, bmc.bootFlagWrites(t)); diff != "" {
 			t.Errorf("boot flags the BMC received (-want +got):\n%s", diff)
 		}
-		if out := bmc.ipmitool(t, "chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force PXE") {
+		if out := bmc.Ipmitool(t, "chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force PXE") {
 			t.Errorf("ipmitool chassis bootparam get 5:\n%s", out)
 		}
-		if out := bmc.ipmitool(t, "chassis", "power", "status"); !strings.Contains(out, "Chassis Power is on") {
+		if out := bmc.Ipmitool(t, "chassis", "power", "status"); !strings.Contains(out, "Chassis Power is on") {
 			t.Errorf("ipmitool chassis power status: %s", out)
 		}
 		want := []string{"power_done: next boot set to PXE (UEFI) and powered on"}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fibrixcloud/fibrix/provisioner/ipmisimtest"
 	"github.com/fibrixcloud/fibrix/provisioner/power"
 	"github.com/fibrixcloud/fibrix/provisioner/rack"
 	"github.com/fibrixcloud/fibrix/provisioner/secret"
@@ -25,8 +26,8 @@ func TestWorkerIPMISensors(t *testing.T) {
 	eachDB(t, func(t *testing.T, s *store.Store) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		bmc := startBMCWith(t, "bmc1", cpuTempSensor(45))
-		if out := bmc.ipmitool(t, "sdr", "list"); !strings.Contains(out, "CPU Temp") || !strings.Contains(out, "45 degrees C") {
+		bmc := startBMCWith(t, "bmc1", ipmisimtest.CPUTempSensor(45))
+		if out := bmc.Ipmitool(t, "sdr", "list"); !strings.Contains(out, "CPU Temp") || !strings.Contains(out, "45 degrees C") {
 			t.Fatalf("ipmitool sdr list = %q; want CPU Temp at 45 degrees C", out)
 		}
 		box, err := secret.SharedBox(ctx, s, secret.BMCKeySetting)
