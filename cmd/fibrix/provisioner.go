@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -55,6 +56,12 @@ func (p *provisionerFlags) register(fs *flag.FlagSet) {
 // startProvisioner runs the work engine, host discovery and the metadata
 // service in g.
 func startProvisioner(ctx context.Context, g *errgroup.Group, st *store.Store, p provisionerFlags, dataDir, zone string, log *slog.Logger) error {
+	if p.consoleLogDir != "" {
+		if !path.IsAbs(p.consoleLogDir) {
+			return fmt.Errorf("--console-log-dir %q: want an absolute path on the VM hosts (or empty for none)", p.consoleLogDir)
+		}
+		p.consoleLogDir = path.Clean(p.consoleLogDir)
+	}
 	signer, pub, err := clientKey(p.sshKey, dataDir)
 	if err != nil {
 		return err
@@ -83,7 +90,7 @@ func startProvisioner(ctx context.Context, g *errgroup.Group, st *store.Store, p
 		return err
 	}
 	eng := engine.New(st, rec, engine.Config{Workers: p.workers, Owner: owner}, log.With("component", "engine"))
-	disc := fleet.NewDiscoverer(st, pool, p.discovery, log.With("component", "discovery"))
+	disc := fleet.NewDiscoverer(st, pool, fleet.DiscoveryConfig{Interval: p.discovery, ConsoleLogDir: p.consoleLogDir}, log.With("component", "discovery"))
 	if err := st.SetSetting(ctx, store.SettingProvisionerSSHKey, pub); err != nil {
 		ln.Close()
 		return err

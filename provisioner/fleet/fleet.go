@@ -108,20 +108,31 @@ func (c checked) State(ctx context.Context, name string) (hypervisor.DomainState
 	return s, err
 }
 
+// DiscoveryConfig says how often hosts are visited and what each must offer.
+type DiscoveryConfig struct {
+	// Interval between visits of a host; zero means a minute.
+	Interval time.Duration
+	// ConsoleLogDir, when set, is the directory on every host where VMs'
+	// serial consoles are logged. Discovery creates it when it is missing
+	// (libvirt refuses to start a domain whose console log directory does
+	// not exist) and keeps a host where that fails out of service.
+	ConsoleLogDir string
+}
+
 // Discoverer refreshes every host's facts periodically.
 type Discoverer struct {
-	st       *store.Store
-	pool     *Pool
-	interval time.Duration
-	log      *slog.Logger
+	st   *store.Store
+	pool *Pool
+	cfg  DiscoveryConfig
+	log  *slog.Logger
 }
 
 // NewDiscoverer makes a discovery loop that visits every host each interval.
-func NewDiscoverer(st *store.Store, pool *Pool, interval time.Duration, log *slog.Logger) *Discoverer {
-	if interval <= 0 {
-		interval = time.Minute
+func NewDiscoverer(st *store.Store, pool *Pool, cfg DiscoveryConfig, log *slog.Logger) *Discoverer {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
 	}
-	return &Discoverer{st: st, pool: pool, interval: interval, log: log}
+	return &Discoverer{st: st, pool: pool, cfg: cfg, log: log}
 }
 
 // Serve runs discovery until ctx ends; new hosts are visited within a few
@@ -134,7 +145,7 @@ func (d *Discoverer) Serve(ctx context.Context) error {
 			d.log.Error("list hosts", "err", err)
 		}
 		for _, h := range hosts {
-			if !h.Enabled || time.Since(last[h.ID]) < d.interval && h.State != store.HostNew {
+			if !h.Enabled || time.Since(last[h.ID]) < d.cfg.Interval && h.State != store.HostNew {
 				continue
 			}
 			last[h.ID] = time.Now()
@@ -194,6 +205,11 @@ func (d *Discoverer) discover(ctx context.Context, h store.Host) (store.Facts, s
 	}
 	if !found {
 		return store.Facts{}, c.HostKey(), fmt.Errorf("storage pool %q is not active on the host", h.StoragePool)
+	}
+	if d.cfg.ConsoleLogDir != "" {
+		if err := c.EnsureDirectory(ctx, d.cfg.ConsoleLogDir); err != nil {
+			return store.Facts{}, c.HostKey(), fmt.Errorf("console log directory: %w", err)
+		}
 	}
 	return out, c.HostKey(), nil
 }

@@ -2,9 +2,11 @@ package fleet_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,7 +37,7 @@ func TestDiscovery(t *testing.T) {
 			}
 			pool := fleet.NewPool(nil)
 			defer pool.Close()
-			d := fleet.NewDiscoverer(st, pool, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			d := fleet.NewDiscoverer(st, pool, fleet.DiscoveryConfig{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			staff := store.Actor{Email: "staff@isp.example"}
 			add := func(name, uri, storagePool string) store.Host {
 				h, err := st.CreateHost(ctx, staff, store.HostInput{Name: name, URI: uri, StoragePool: storagePool})
@@ -88,7 +90,7 @@ func TestSSHHostKeyPinnedAtDiscovery(t *testing.T) {
 	addr, hostKey := libvirttest.SSHD(t, client.PublicKey())
 	pool := fleet.NewPool(client)
 	defer pool.Close()
-	d := fleet.NewDiscoverer(st, pool, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d := fleet.NewDiscoverer(st, pool, fleet.DiscoveryConfig{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	// The "remote" libvirtd is this machine's, reached over SSH; it has no
 	// pool of that name, so discovery fails after the handshake, yet the
@@ -121,5 +123,75 @@ func TestSSHHostKeyPinnedAtDiscovery(t *testing.T) {
 	moved.URI = "qemu+ssh://root@" + addr2 + "/system"
 	if _, err := pool.Conn(ctx, moved); err == nil || !strings.Contains(err.Error(), "host key") {
 		t.Errorf("a different host key was accepted: %v", err)
+	}
+}
+
+// TestDiscoveryConsoleLogDirectory: a host whose console log directory is
+// missing (a fresh host, or one where it was removed) gets it created by
+// discovery before any VM is placed there; a host where it cannot be made
+// is kept out of service with the reason shown to staff.
+func TestDiscoveryConsoleLogDirectory(t *testing.T) {
+	libvirttest.Ensure(t)
+	virsh, err := exec.LookPath("virsh")
+	if err != nil {
+		t.Fatal("virsh not found: install the Debian package libvirt-clients")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fibrix.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	poolName := fmt.Sprintf("fibrix-fleet-%d", os.Getpid())
+	virshRun := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(virsh, append([]string{"-c", "qemu:///system"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("virsh %v: %v\n%s", args, err, out)
+		}
+	}
+	virshRun("pool-define-as", poolName, "dir", "--target", filepath.Join(dir, "pool"))
+	t.Cleanup(func() { virshRun("pool-undefine", poolName) })
+	virshRun("pool-build", poolName)
+	virshRun("pool-start", poolName)
+	t.Cleanup(func() { virshRun("pool-destroy", poolName) })
+
+	pool := fleet.NewPool(nil)
+	defer pool.Close()
+	discover := func(consoleDir string) store.Host {
+		t.Helper()
+		d := fleet.NewDiscoverer(st, pool, fleet.DiscoveryConfig{ConsoleLogDir: consoleDir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		h, err := st.CreateHost(ctx, store.Actor{Email: "staff@isp.example"}, store.HostInput{
+			Name: filepath.Base(consoleDir), URI: "qemu:///system", StoragePool: poolName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Refresh(ctx, h)
+		got, err := st.GetHost(ctx, h.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Host
+	}
+
+	missing := filepath.Join(dir, "log", "qemu-missing")
+	if h := discover(missing); h.State != store.HostReady {
+		t.Errorf("host with a missing console log directory: state %s, %q; want ready", h.State, h.LastError)
+	}
+	if fi, err := os.Stat(missing); err != nil || !fi.IsDir() {
+		t.Errorf("discovery did not create the console log directory: %v", err)
+	}
+
+	blocked := filepath.Join(dir, "qemu-blocked")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := discover(blocked)
+	if h.State != store.HostError || !strings.Contains(h.LastError, "console log directory") || !strings.Contains(h.LastError, blocked) {
+		t.Errorf("host whose console log directory cannot be made: state %s, %q; want error naming the directory", h.State, h.LastError)
 	}
 }

@@ -29,6 +29,7 @@ type Hypervisor interface {
 	Define(ctx context.Context, spec hypervisor.DomainSpec) error
 	State(ctx context.Context, name string) (hypervisor.DomainState, error)
 	Start(ctx context.Context, name string) error
+	EnsureDirectory(ctx context.Context, dir string) error
 	Shutdown(ctx context.Context, name string) error
 	Destroy(ctx context.Context, name string) error
 	Reboot(ctx context.Context, name string) error
@@ -361,6 +362,13 @@ func poolPath(ctx context.Context, p *pass) (string, error) {
 
 // startAndWait starts the domain and waits until libvirt reports it running.
 func (r *Reconciler) startAndWait(ctx context.Context, p *pass) error {
+	// libvirt refuses to start a domain whose console log directory is
+	// missing; discovery creates it, but it may have gone since.
+	if r.cfg.ConsoleLogDir != "" {
+		if err := p.hv.EnsureDirectory(ctx, r.cfg.ConsoleLogDir); err != nil {
+			return fmt.Errorf("console log directory on %s: %w", p.host.Name, err)
+		}
+	}
 	if err := p.hv.Start(ctx, domainName(p.vm.ID)); err != nil {
 		return err
 	}

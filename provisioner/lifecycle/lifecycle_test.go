@@ -78,7 +78,7 @@ func newRig(t *testing.T, dbURL string) *rig {
 		t.Fatal(err)
 	}
 	// Discovery through the real libvirt connection makes the host ready.
-	fleet.NewDiscoverer(st, r.pool, time.Minute, log).Refresh(ctx, h)
+	fleet.NewDiscoverer(st, r.pool, fleet.DiscoveryConfig{Interval: time.Minute}, log).Refresh(ctx, h)
 	hs, err := st.GetHost(ctx, h.ID)
 	if err != nil || hs.State != store.HostReady {
 		t.Fatalf("host after discovery: %+v %v", hs.Host, err)
