@@ -1,6 +1,7 @@
 # Fibrix Cloud. `make run` starts the all-in-one product on SQLite;
-# `make test` runs every check and test (PostgreSQL and Chromium are started by
-# the tests themselves; .ci/run installs the system packages first).
+# `make test` prepares the lab (.ci/lab-setup.sh installs the Debian packages
+# of .ci/packages.txt when run as root) and runs every check and test; the
+# tests start PostgreSQL, libvirtd, sshd, BMC simulators and Chromium themselves.
 
 GO       ?= go
 BIN      := bin/fibrix
@@ -8,7 +9,7 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build run test unit bench lint fmt generate check-generated check-deps staticcheck clean
+.PHONY: all build run test lab unit bench lint fmt generate check-generated check-deps staticcheck clean fresh-check
 
 all: build
 
@@ -23,8 +24,16 @@ run: build
 generate:
 	$(GO) tool templ generate -path views
 
-## test: checks, lint and the whole test suite
-test: check-generated check-deps lint unit
+## test: lab packages, checks, lint and the whole test suite
+test: lab check-generated check-deps lint unit
+
+## lab: install the Debian packages the tests drive (as root; otherwise it says what to run)
+lab:
+	@.ci/lab-setup.sh
+
+## fresh-check: run .ci/run from a clean clone after removing the host state the suite creates
+fresh-check:
+	.ci/fresh-root.sh
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...

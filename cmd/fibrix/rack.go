@@ -152,7 +152,7 @@ func startBoot(ctx context.Context, g *errgroup.Group, st *store.Store, p *bootP
 	if err != nil {
 		return err
 	}
-	tf, err := tftpd.New(tftpd.Config{Root: p.tftpRoot}, log)
+	tf, err := tftpd.New(tftpd.Config{Root: p.tftpRoot, Require: []string{dhcpd.BIOSBootFile, dhcpd.UEFIBootFile}}, log)
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,9 @@ import (
 	"github.com/fibrixcloud/fibrix/provisioner/libvirttest"
 )
 
-// probeKernel finds a Debian kernel: /boot/vmlinuz-*, else the file named by
-// FIBRIX_TEST_KERNEL (e.g. extracted with dpkg-deb -x from the
-// linux-image-amd64 package's kernel .deb).
+// probeKernel finds a Debian kernel: the file named by FIBRIX_TEST_KERNEL,
+// else /boot/vmlinuz-*, else the one .ci/lab-setup.sh unpacks from the
+// linux-image-amd64 package into /var/cache/fibrix/kernel.
 func probeKernel(t *testing.T) string {
 	t.Helper()
 	if k := os.Getenv("FIBRIX_TEST_KERNEL"); k != "" {
@@ -20,7 +20,10 @@ func probeKernel(t *testing.T) string {
 	}
 	ks, _ := filepath.Glob("/boot/vmlinuz-*")
 	if len(ks) == 0 {
-		msg := "no kernel at /boot/vmlinuz-*: install the Debian package linux-image-amd64 " +
+		ks, _ = filepath.Glob("/var/cache/fibrix/kernel/vmlinuz-*")
+	}
+	if len(ks) == 0 {
+		msg := "no kernel at /boot/vmlinuz-* or /var/cache/fibrix/kernel: run .ci/lab-setup.sh as root " +
 			"or set FIBRIX_TEST_KERNEL to a kernel image"
 		if os.Getenv("CI") == "" {
 			t.Skip(msg)

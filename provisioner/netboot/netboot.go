@@ -73,7 +73,7 @@ func (c *Config) Validate() error {
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			return fmt.Errorf("netboot: %s: %w", what, err)
+			return fmt.Errorf("netboot: %s: %w (make agent-initramfs builds the commissioning kernel and initrd into out/agent; or set --boot-kernel and --boot-initrd)", what, err)
 		}
 		if !fi.Mode().IsRegular() {
 			return fmt.Errorf("netboot: %s %s is not a regular file", what, p)

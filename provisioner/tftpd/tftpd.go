@@ -29,6 +29,8 @@ const (
 	// after ctx is cancelled; a vanished client holds its transfer for the
 	// library's retry timeout, which is much longer.
 	shutdownGrace = 3 * time.Second
+	// ipxeHint names the fix for a missing root or boot file.
+	ipxeHint = "install the Debian package ipxe, or point --tftp-root at a directory with undionly.kpxe and ipxe.efi"
 )
 
 // Config is how the server behaves.
@@ -39,6 +41,10 @@ type Config struct {
 	// BlockSize is the largest block size granted to a client that asks
 	// for one (blksize, RFC 2348). Default DefaultBlockSize.
 	BlockSize int
+	// Require names files that must be in Root at start, such as the
+	// boot files DHCP answers name: better refused at start than a
+	// machine that cannot boot.
+	Require []string
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -53,10 +59,15 @@ func (c *Config) Validate() error {
 	c.Root = root
 	fi, err := os.Stat(c.Root)
 	if err != nil {
-		return fmt.Errorf("tftpd: root: %w", err)
+		return fmt.Errorf("tftpd: root: %w (%s)", err, ipxeHint)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("tftpd: root %s is not a directory", c.Root)
+	}
+	for _, name := range c.Require {
+		if fi, err := os.Stat(filepath.Join(c.Root, name)); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("tftpd: %s has no file %s, which DHCP hands to booting machines (%s)", c.Root, name, ipxeHint)
+		}
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = DefaultBlockSize

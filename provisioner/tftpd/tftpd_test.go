@@ -469,6 +469,9 @@ func TestConfig(t *testing.T) {
 	}{
 		{"ok", tftpd.Config{Root: dir}, ""},
 		{"missing root", tftpd.Config{Root: filepath.Join(dir, "nope")}, "no such file"},
+		{"missing root names the fix", tftpd.Config{Root: filepath.Join(dir, "nope")}, "install the Debian package ipxe"},
+		{"required file present", tftpd.Config{Root: dir, Require: []string{"file"}}, ""},
+		{"required file missing", tftpd.Config{Root: dir, Require: []string{"file", "undionly.kpxe"}}, "has no file undionly.kpxe"},
 		{"root is a file", tftpd.Config{Root: file}, "not a directory"},
 		{"block size too small", tftpd.Config{Root: dir, BlockSize: 8}, "outside 512..65464"},
 		{"block size too big", tftpd.Config{Root: dir, BlockSize: 70000}, "outside 512..65464"},
