@@ -34,7 +34,7 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 				message: fmt.Sprintf("%s must be %s", te.Field, jsonKind(te.Type.Kind().String()))}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return &httpError{status: fiber.StatusBadRequest, code: "bad_request", field: f, message: "unknown field " + f}
+			return &httpError{status: fiber.StatusBadRequest, code: "bad_request", field: f, message: unknownFieldMessage(f, jsonFields(v))}
 		}
 		return errBadRequest("the body is not valid JSON")
 	}

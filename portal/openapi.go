@@ -463,6 +463,9 @@ func openAPIDocument(version string) oaObj {
 		},
 	}
 
+	for name, ex := range oaExamples() {
+		schemas[name].(oaObj)["example"] = ex
+	}
 	idParam := oaObj{"name": "id", "in": "path", "required": true, "schema": oaString()}
 	macParam := oaObj{"name": "mac", "in": "path", "required": true, "description": "MAC address, e.g. 52:54:00:12:34:56", "schema": oaString()}
 	outPaths := oaObj{}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -200,5 +201,44 @@ func TestOpenAPIHostNested(t *testing.T) {
 		if got, want := keysOf(obj(obj(h["capacity"])[r])), propertyNames(resolve(doc, obj(capSchema[r]))); !slices.Equal(got, want) {
 			t.Errorf("capacity.%s keys %v, documented %v", r, got, want)
 		}
+	}
+}
+
+// TestOpenAPIExamplesRun sends every request body example of the document,
+// as written, to its route: a documented example is always accepted.
+func TestOpenAPIExamplesRun(t *testing.T) {
+	e := newEnv(t)
+	doc := fetchOpenAPI(t, e)
+	schemas := obj(obj(doc["components"])["schemas"])
+	admin, customer := e.staff(store.RoleAdmin), e.customer("Examples", "examples@customer.example")
+	ran := 0
+	paths := slices.Sorted(maps.Keys(obj(doc["paths"])))
+	for _, path := range paths {
+		op := obj(obj(obj(doc["paths"])[path])["post"])
+		ref, _ := obj(obj(obj(obj(op["requestBody"])["content"])["application/json"])["schema"])["$ref"].(string)
+		name := strings.TrimPrefix(ref, "#/components/schemas/")
+		example := obj(schemas[name])["example"]
+		if example == nil {
+			continue
+		}
+		if strings.Contains(path, "{") {
+			t.Errorf("%s: examples are run only on paths without parameters", path)
+			continue
+		}
+		token := customer
+		if strings.HasPrefix(path, "/admin/") {
+			token = admin
+		}
+		var status int
+		for code := range obj(op["responses"]) {
+			if code[0] == '2' {
+				status, _ = strconv.Atoi(code)
+			}
+		}
+		e.want(status, "POST", apiPrefix+path, token, example)
+		ran++
+	}
+	if ran < 7 {
+		t.Errorf("only %d examples ran", ran)
 	}
 }

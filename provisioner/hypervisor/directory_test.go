@@ -1,6 +1,7 @@
 package hypervisor
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -33,11 +34,16 @@ func TestQEMUConsoleLogDirectory(t *testing.T) {
 		DiskPath: disk, Bridge: testBridge(t, unique("br-fbc-")), MAC: "52:54:00:fb:00:02",
 		ConsoleLog: filepath.Join(logDir, "console.log"),
 	}
-	t.Cleanup(func() {
-		_ = c.Destroy(t.Context(), spec.Name)
-		_ = c.Undefine(t.Context(), spec.Name)
-		_, _ = c.DeleteDisk(t.Context(), pool, "vm-console")
-		_, _ = c.DeleteDisk(t.Context(), pool, "base")
+	t.Cleanup(func() { // t.Context() has ended by now
+		cx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, err := range []error{c.Destroy(cx, spec.Name), c.Undefine(cx, spec.Name)} {
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				t.Errorf("cleanup of %s: %v", spec.Name, err)
+			}
+		}
+		_, _ = c.DeleteDisk(cx, pool, "vm-console")
+		_, _ = c.DeleteDisk(cx, pool, "base")
 	})
 	if err := c.Define(cx, spec); err != nil {
 		t.Fatal(err)

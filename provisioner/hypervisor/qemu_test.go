@@ -1,6 +1,7 @@
 package hypervisor
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -170,9 +171,11 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 		DiskPath: disk, Bridge: testBridge(t, unique("br-fbx-")), MAC: "52:54:00:fb:00:01",
 		SMBIOSSerial: "ds=nocloud-net;s=http://127.0.0.1:8081/t/",
 	}
-	t.Cleanup(func() {
-		_ = c.Destroy(t.Context(), spec.Name)
-		_ = c.Undefine(t.Context(), spec.Name)
+	t.Cleanup(func() { // t.Context() has ended by now
+		cx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = c.Destroy(cx, spec.Name)
+		_ = c.Undefine(cx, spec.Name)
 	})
 
 	var got []DomainState
