@@ -172,8 +172,12 @@ func TestEndToEndBoot(t *testing.T) {
 	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	gwPort := freeTCPPort(t)
+	// A console log directory that does not exist yet, as on a freshly
+	// installed host: discovery must make it before the VM starts.
+	consoleDir := filepath.Join(t.TempDir(), "console-log", "qemu")
 	in := serve(t, bin, dataDir, "--metadata-listen", e2eGateway+":0", "--domain-type", kind,
 		"--ssh-gateway-listen", "127.0.0.1:"+gwPort,
+		"--console-log-dir", consoleDir,
 		"--watch-interval", "2s")
 
 	staff := api{t: t, base: in.URL}
@@ -241,7 +245,7 @@ func TestEndToEndBoot(t *testing.T) {
 
 	// Pin the guest's host keys from its console, then log in with the
 	// customer's key.
-	console := "/var/log/libvirt/qemu/fibrix-" + vm.ID + ".console.log"
+	console := filepath.Join(consoleDir, "fibrix-"+vm.ID+".console.log")
 	var hostKeys []string
 	deadline = time.Now().Add(4 * time.Minute)
 	for len(hostKeys) == 0 {
