@@ -18,9 +18,20 @@ for tool in mmdebstrap unshare chroot git go; do
 	command -v "$tool" >/dev/null || { echo "fresh-root: $tool not found (apt-get install mmdebstrap util-linux)" >&2; exit 1; }
 done
 
+# apt_uris prints the URIs of apt's active sources (deb822 and one-line).
+apt_uris() {
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] && sed -n 's/^[[:space:]]*URIs:[[:space:]]*//p' "$f" | tr ' ' '\n'
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] && awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }; print $i }' "$f"
+	done
+	return 0
+}
+
 mirror=${MIRROR:-}
 if [ -z "$mirror" ]; then
-	mirror=$(grep -h -o 'http[s]*://[^ ]*debian/*' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v security | head -1 || true)
+	mirror=$(apt_uris | grep -v -- '-security' | head -1 || true)
 fi
 [ -n "$mirror" ] || { echo "fresh-root: no Debian mirror in apt sources; set MIRROR" >&2; exit 1; }
 
@@ -41,7 +52,7 @@ mmdebstrap --quiet --variant=minbase --mode=root --include=ca-certificates,git,m
 	bookworm "$root" "deb $mirror bookworm main" "deb $mirror bookworm-updates main"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The security suite too, as on a real machine; same keyring.
-grep -h -o 'http[s]*://[^ ]*debian-security/*' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 |
+apt_uris | grep -- '-security' | head -1 |
 	while read -r sec; do echo "deb $sec bookworm-security main" >"$root/etc/apt/sources.list.d/security.list"; done
 
 goroot=$(go env GOROOT)
