@@ -73,8 +73,7 @@ if $need_kernel; then
 	pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')
 	[ -n "$pkg" ] || { apt-get update -qq; pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ { print $2; exit }'); }
 	tmp=$(mktemp -d)
-	chmod 0755 "$tmp" # apt downloads as the _apt user
-	(cd "$tmp" && apt-get download -qq "$pkg" && dpkg-deb -x ./*.deb x)
+	(cd "$tmp" && apt-get -o APT::Sandbox::User=root download -qq "$pkg" && dpkg-deb -x ./*.deb x)
 	mkdir -p "$kernel_dir" && cp "$tmp"/x/boot/vmlinuz-* "$kernel_dir"/
 	rm -rf "$tmp"
 	echo "lab-setup: test kernel in $kernel_dir"
