@@ -55,9 +55,21 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 apt_uris | grep -- '-security' | head -1 |
 	while read -r sec; do echo "deb $sec bookworm-security main" >"$root/etc/apt/sources.list.d/security.list"; done
 
+# What a new machine of this kind comes with besides its packages: the Go
+# toolchain and its settings, and the certificate authorities this network
+# needs (TLS to the module proxy).
 goroot=$(go env GOROOT)
 mkdir -p "$root/usr/local"
 cp -a "$goroot" "$root/usr/local/go"
+goenv=$(go env GOENV)
+if [ -f "$goenv" ]; then
+	mkdir -p "$root/root/.config/go"
+	cp "$goenv" "$root/root/.config/go/env"
+fi
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+	chroot "$root" update-ca-certificates >/dev/null
+fi
 git clone --quiet --no-hardlinks "$repo" "$root/src/fibrix"
 [ -d "$repo/../shared" ] && cp -a "$repo/../shared" "$root/src/shared"
 echo "fresh-root: root ready after $(( $(date +%s) - start )) s; running .ci/run inside"
