@@ -78,6 +78,9 @@ run_start=$(date +%s)
 set +e
 unshare --mount --pid --fork --propagation private bash -euc '
 	root=$1
+	# The root must be a mount point of its own, as / is on a machine:
+	# ip netns, libvirt and mmdebstrap change the propagation of /.
+	mount --bind "$root" "$root"
 	mount -t proc proc "$root/proc"
 	mount --rbind /sys "$root/sys"
 	mount --rbind /dev "$root/dev"
