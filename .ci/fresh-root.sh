@@ -14,7 +14,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "fresh-root: run as root (mmdebstrap, chroot, namespaces)" >&2; exit 1; }
-for tool in mmdebstrap unshare chroot git go; do
+for tool in mmdebstrap unshare chroot pivot_root git go; do
 	command -v "$tool" >/dev/null || { echo "fresh-root: $tool not found (apt-get install mmdebstrap util-linux)" >&2; exit 1; }
 done
 
@@ -78,17 +78,23 @@ run_start=$(date +%s)
 set +e
 unshare --mount --pid --fork --propagation private bash -euc '
 	root=$1
-	# The root must be a mount point of its own, as / is on a machine:
-	# ip netns, libvirt and mmdebstrap change the propagation of /.
+	# The root becomes / of this mount namespace (pivot_root, not chroot),
+	# as on a machine: ip netns, libvirt and mmdebstrap change the
+	# propagation of /, and libvirt builds each guest'"'"'s private /dev from
+	# the mount table, which must not show this machine'"'"'s mounts.
 	mount --bind "$root" "$root"
 	mount -t proc proc "$root/proc"
 	mount --rbind /sys "$root/sys"
 	mount --rbind /dev "$root/dev"
 	mount -t tmpfs tmpfs "$root/run"
-	mkdir -p "$root/run/lock"
+	mkdir -p "$root/run/lock" "$root/.oldroot"
 	mount -t tmpfs tmpfs "$root/tmp"
 	chmod 1777 "$root/tmp"
-	exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 CI=true GOTOOLCHAIN=local \
+	cd "$root"
+	pivot_root . .oldroot
+	umount -l /.oldroot
+	rmdir /.oldroot
+	exec /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 CI=true GOTOOLCHAIN=local \
 		PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		bash -c "cd /src/fibrix && bash .ci/run </dev/null"
 ' fresh "$root"

@@ -177,6 +177,10 @@ func TestAPIAdminTenants(t *testing.T) {
 		t.Errorf("suspended: %v", d)
 	}
 	e.wantErr(http.StatusConflict, "invalid_state", "", "POST", suspend, admin, map[string]string{"reason": "again"})
+	// Suspension ends the members' sessions; signing in again shows why.
+	e.wantErr(http.StatusUnauthorized, "unauthenticated", "", "GET", "/api/v1/ssh-keys", cust, nil)
+	login := e.want(http.StatusOK, "POST", "/api/v1/auth/login", "", map[string]string{"email": "owner@zeta.example", "password": "correct horse battery"})
+	cust = login["token"].(string)
 	e.wantErr(http.StatusForbidden, "suspended", "", "POST", "/api/v1/ssh-keys", cust, map[string]string{"name": "k", "public_key": pubKey(t, "k")})
 	e.want(http.StatusOK, "GET", "/api/v1/ssh-keys", cust, nil)
 	d = e.want(http.StatusOK, "POST", "/api/v1/admin/tenants/"+tenantID+"/unsuspend", admin, nil)

@@ -33,7 +33,7 @@ func (s *Server) apiSignup(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	tok, exp, err := s.issueSession(u)
+	tok, exp, err := s.openSession(c, u, store.SessionAPI)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (s *Server) apiLogin(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	tok, exp, err := s.issueSession(u)
+	tok, exp, err := s.openSession(c, u, store.SessionAPI)
 	if err != nil {
 		return err
 	}
@@ -96,4 +96,57 @@ func (s *Server) apiAccount(c *fiber.Ctx) error {
 		res.Tenant = &t
 	}
 	return c.JSON(res)
+}
+
+// apiLogout ends the session the request was made with.
+func (s *Server) apiLogout(c *fiber.Ctx) error {
+	id := who(c)
+	if id.SessionID == "" {
+		return store.E(store.ErrInvalid, "", "this is an API token, not a session; revoke it under /api/v1/account/tokens")
+	}
+	if err := s.store.EndSession(c.UserContext(), id.User.ID, id.SessionID); err != nil {
+		return err
+	}
+	s.auditAuth(c.UserContext(), c, id.User.Email, "auth.logout", store.ResultSuccess, "")
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+type signOutResponse struct {
+	Ended int64 `json:"ended"`
+}
+
+// apiSignOutEverywhere ends every session of the user but the current one.
+func (s *Server) apiSignOutEverywhere(c *fiber.Ctx) error {
+	id := who(c)
+	n, err := s.store.EndOtherSessions(c.UserContext(), s.actor(c), id.User.ID, id.SessionID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(signOutResponse{Ended: n})
+}
+
+type sessionJSON struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	IP         string    `json:"ip"`
+	UserAgent  string    `json:"user_agent"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Current    bool      `json:"current"`
+}
+
+// apiSessionList shows the user's open sessions.
+func (s *Server) apiSessionList(c *fiber.Ctx) error {
+	id := who(c)
+	list, err := s.store.ListSessions(c.UserContext(), id.User.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]sessionJSON, 0, len(list))
+	for _, x := range list {
+		out = append(out, sessionJSON{ID: x.ID, Kind: x.Kind, IP: x.IP, UserAgent: x.UserAgent, CreatedAt: x.CreatedAt,
+			LastSeenAt: x.LastSeenAt, ExpiresAt: x.ExpiresAt, Current: x.ID == id.SessionID})
+	}
+	return c.JSON(fiber.Map{"sessions": out})
 }

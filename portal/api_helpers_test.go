@@ -86,7 +86,7 @@ func (e *env) member(owner, email, role string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tok, _, err := e.srv.issueSession(u)
+	tok, _, err := e.srv.issueSession(context.Background(), u, store.SessionAPI, "192.0.2.1", "test")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -13,30 +13,63 @@ import (
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
-// Sign-in budget: failures per account and per source address.
+// Sign-in budget. Failures count per (account, address) pair with a
+// delay that doubles after the first few, so that guessing from one place
+// slows down at once while the owner, from an address that has not failed,
+// always gets in with the right password. An address failing across many
+// accounts is stopped as a whole; an account under attack from many
+// addresses refuses only the addresses that have failed it.
 const (
-	loginWindow     = 15 * time.Minute
-	loginPerAccount = 5
-	loginPerIP      = 20
-	signupWindow    = time.Hour
-	signupPerIP     = 10
+	loginWindow       = 15 * time.Minute
+	loginFreeFailures = 3               // per pair before any delay
+	loginFirstDelay   = 5 * time.Second // then 5 s, 10 s, 20 s … up to loginWindow
+	loginPerIP        = 20
+	loginPerAccount   = 50
+	signupWindow      = time.Hour
+	signupPerIP       = 10
 )
+
+// loginDelay is how long a pair with n recent failures waits after its
+// last one.
+func loginDelay(n int) time.Duration {
+	if n < loginFreeFailures {
+		return 0
+	}
+	d := loginFirstDelay
+	for i := loginFreeFailures; i < n && d < loginWindow; i++ {
+		d *= 2
+	}
+	return min(d, loginWindow)
+}
+
+// loginWait reports how long the address must wait before trying this
+// account again, or 0.
+func (s *Server) loginWait(email, ip string) time.Duration {
+	now := s.limiter.now()
+	pairN, pairLast := s.limiter.recent("login:pair:"+email+"|"+ip, loginWindow)
+	var wait time.Duration
+	if d := loginDelay(pairN); d > 0 {
+		wait = max(wait, pairLast.Add(d).Sub(now))
+	}
+	if n, last := s.limiter.recent("login:ip:"+ip, loginWindow); n >= loginPerIP {
+		wait = max(wait, last.Add(loginWindow).Sub(now))
+	}
+	if pairN > 0 {
+		if n, last := s.limiter.recent("login:acct:"+email, loginWindow); n >= loginPerAccount {
+			wait = max(wait, last.Add(loginWindow).Sub(now))
+		}
+	}
+	return wait
+}
 
 // login checks credentials under the rate limits and records the outcome.
 func (s *Server) login(c *fiber.Ctx, email, password string) (store.User, error) {
 	ctx := c.UserContext()
 	email = strings.ToLower(strings.TrimSpace(email))
-	acctKey, ipKey := "login:acct:"+email, "login:ip:"+c.IP()
-	for _, k := range []struct {
-		key string
-		max int
-	}{{acctKey, loginPerAccount}, {ipKey, loginPerIP}} {
-		if blocked, wait := s.limiter.blocked(k.key, k.max, loginWindow); blocked {
-			s.auditAuth(ctx, c, email, "auth.login", store.ResultFailure, "rate limited")
-			mins := int(math.Ceil(wait.Minutes()))
-			return store.User{}, &httpError{status: fiber.StatusTooManyRequests, code: "rate_limited",
-				message: fmt.Sprintf("too many failed attempts; try again in %d minute%s", mins, plural(mins)), retryAfter: int(wait.Seconds()) + 1}
-		}
+	ip := c.IP()
+	if wait := s.loginWait(email, ip); wait > 0 {
+		s.auditAuth(ctx, c, email, "auth.login", store.ResultFailure, "rate limited")
+		return store.User{}, tooManyLogins(wait)
 	}
 	if email == "" || password == "" {
 		return store.User{}, store.E(store.ErrInvalid, "email", "enter your email and password")
@@ -46,17 +79,27 @@ func (s *Server) login(c *fiber.Ctx, email, password string) (store.User, error)
 		return store.User{}, err
 	}
 	if !s.checkPassword(u.PasswordHash, password) {
-		s.limiter.fail(acctKey, loginWindow)
-		s.limiter.fail(ipKey, loginWindow)
+		s.limiter.fail("login:pair:"+email+"|"+ip, loginWindow)
+		s.limiter.fail("login:ip:"+ip, loginWindow)
+		s.limiter.fail("login:acct:"+email, loginWindow)
 		s.auditAuth(ctx, c, email, "auth.login", store.ResultFailure, "wrong email or password")
 		return store.User{}, &httpError{status: fiber.StatusUnauthorized, code: "invalid_credentials", message: "wrong email or password", field: "password"}
 	}
-	s.limiter.reset(acctKey)
-	a := store.Actor{UserID: u.ID, Email: u.Email, TenantID: u.Tenant(), IP: c.IP()}
+	s.limiter.reset("login:pair:" + email + "|" + ip)
+	a := store.Actor{UserID: u.ID, Email: u.Email, TenantID: u.Tenant(), IP: ip}
 	if err := s.store.RecordLogin(ctx, a); err != nil {
 		return store.User{}, err
 	}
 	return u, nil
+}
+
+func tooManyLogins(wait time.Duration) error {
+	msg := fmt.Sprintf("too many failed attempts; try again in %d second%s", int(math.Ceil(wait.Seconds())), plural(int(math.Ceil(wait.Seconds()))))
+	if wait > 90*time.Second {
+		mins := int(math.Ceil(wait.Minutes()))
+		msg = fmt.Sprintf("too many failed attempts; try again in %d minute%s", mins, plural(mins))
+	}
+	return &httpError{status: fiber.StatusTooManyRequests, code: "rate_limited", message: msg, retryAfter: int(math.Ceil(wait.Seconds()))}
 }
 
 func plural(n int) string {
@@ -100,7 +143,7 @@ func (s *Server) signup(c *fiber.Ctx, tenant, email, password, confirm string) (
 
 // startSession sets the session cookie for a signed-in user.
 func (s *Server) startSession(c *fiber.Ctx, u store.User) error {
-	tok, exp, err := s.issueSession(u)
+	tok, exp, err := s.openSession(c, u, store.SessionWeb)
 	if err != nil {
 		return err
 	}
@@ -117,4 +160,9 @@ func safeNext(next string, staff bool) string {
 		return "/admin/tenants"
 	}
 	return "/dashboard"
+}
+
+// openSession opens a session for the request's client.
+func (s *Server) openSession(c *fiber.Ctx, u store.User, kind string) (string, time.Time, error) {
+	return s.issueSession(c.UserContext(), u, kind, c.IP(), c.Get(fiber.HeaderUserAgent))
 }

@@ -1,11 +1,18 @@
 package portal
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
 func TestSignupLoginLogout(t *testing.T) {
@@ -71,18 +78,110 @@ func TestCSRFRequired(t *testing.T) {
 	}
 }
 
-func TestLoginRateLimit(t *testing.T) {
+// serveReal serves the portal on a loopback listener and returns its URL.
+func (e *env) serveReal() string {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.srv.Serve(ctx, ln) }()
+	e.t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+// loginFrom posts to /api/v1/auth/login from the loopback address src.
+func loginFrom(t *testing.T, base, src, email, password string) (int, string) {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	res, err := c.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("login from %s: %v", src, err)
+	}
+	defer res.Body.Close()
+	return res.StatusCode, res.Header.Get("Retry-After")
+}
+
+// TestLoginThrottleCannotLockOutOwner: failures slow down the address
+// that made them, never the owner signing in from elsewhere.
+func TestLoginThrottleCannotLockOutOwner(t *testing.T) {
 	e := newEnv(t)
-	e.customer("Limits", "l@limits.example")
-	for i := range loginPerAccount {
-		code, _ := e.api("POST", "/api/v1/auth/login", "", map[string]string{"email": "l@limits.example", "password": "nope nope nope"})
-		if code != http.StatusUnauthorized {
-			t.Fatalf("attempt %d: %d", i, code)
+	e.customer("Victim", "v@victim.example")
+	clock := time.Now()
+	e.srv.limiter.now = func() time.Time { return clock }
+	base := e.serveReal()
+	const right, wrong = "correct horse battery", "guess guess guess"
+	attacker, owner := "127.0.0.2", "127.0.0.3"
+
+	for i := range loginFreeFailures {
+		if code, _ := loginFrom(t, base, attacker, "v@victim.example", wrong); code != http.StatusUnauthorized {
+			t.Fatalf("free failure %d: %d", i, code)
 		}
 	}
-	code, body := e.api("POST", "/api/v1/auth/login", "", map[string]string{"email": "l@limits.example", "password": "correct horse battery"})
-	if code != http.StatusTooManyRequests || body["error"].(map[string]any)["code"] != "rate_limited" {
-		t.Errorf("after %d failures: %d %v", loginPerAccount, code, body)
+	code, retry := loginFrom(t, base, attacker, "v@victim.example", right)
+	if code != http.StatusTooManyRequests || retry != "5" {
+		t.Errorf("attacker after %d failures, right password: %d Retry-After %q, want 429 after 5 s", loginFreeFailures, code, retry)
+	}
+	if code, _ := loginFrom(t, base, owner, "v@victim.example", right); code != http.StatusOK {
+		t.Errorf("owner from an address that never failed: %d, want 200", code)
+	}
+	// The delay doubles with each failure after it ends.
+	clock = clock.Add(6 * time.Second)
+	if code, _ := loginFrom(t, base, attacker, "V@victim.example", wrong); code != http.StatusUnauthorized {
+		t.Errorf("after the delay: %d, want another try", code)
+	}
+	if code, retry := loginFrom(t, base, attacker, "v@victim.example", wrong); code != http.StatusTooManyRequests || retry != "10" {
+		t.Errorf("second delay: %d Retry-After %q, want 10", code, retry)
+	}
+
+	// Many addresses against one account: the account refuses the addresses
+	// that failed it, not the owner.
+	failed := loginFreeFailures + 1 // the attacker's so far
+	for a := 1; failed < loginPerAccount; a++ {
+		src := fmt.Sprintf("127.0.1.%d", a)
+		for i := 0; i < loginFreeFailures && failed < loginPerAccount; i++ {
+			if code, _ := loginFrom(t, base, src, "v@victim.example", wrong); code != http.StatusUnauthorized {
+				t.Fatalf("spray %d from %s: %d", failed, src, code)
+			}
+			failed++
+		}
+	}
+	clock = clock.Add(10 * time.Minute) // the pair delays are over, the window is not
+	if code, _ := loginFrom(t, base, "127.0.1.1", "v@victim.example", right); code != http.StatusTooManyRequests {
+		t.Errorf("a spraying address with the right password: %d, want 429", code)
+	}
+	if code, _ := loginFrom(t, base, owner, "v@victim.example", right); code != http.StatusOK {
+		t.Errorf("owner while the account is sprayed: %d, want 200", code)
+	}
+
+	// One address trying many accounts is stopped as a whole.
+	sprayer := "127.0.2.1"
+	for i := range loginPerIP {
+		if code, _ := loginFrom(t, base, sprayer, fmt.Sprintf("u%d@nowhere.example", i), wrong); code != http.StatusUnauthorized {
+			t.Fatalf("account %d: %d", i, code)
+		}
+	}
+	if code, _ := loginFrom(t, base, sprayer, "v@victim.example", right); code != http.StatusTooManyRequests {
+		t.Errorf("address over its budget: %d, want 429", code)
+	}
+	if code, _ := loginFrom(t, base, owner, "v@victim.example", right); code != http.StatusOK {
+		t.Errorf("owner after another address was stopped: %d, want 200", code)
+	}
+	clock = clock.Add(loginWindow + time.Second)
+	if code, _ := loginFrom(t, base, "127.0.1.1", "v@victim.example", right); code != http.StatusOK {
+		t.Errorf("after the window: %d, want 200", code)
+	}
+}
+
+func TestLoginDelay(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: 0, 2: 0, 3: 5 * time.Second, 4: 10 * time.Second, 5: 20 * time.Second, 11: loginWindow, 50: loginWindow} {
+		if got := loginDelay(n); got != want {
+			t.Errorf("loginDelay(%d) = %s, want %s", n, got, want)
+		}
 	}
 }
 
@@ -114,8 +213,12 @@ func TestExpiredSessionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv.cfg.SessionTTL = -time.Hour // issue one that expired an hour ago
-	tok, _, err := e.srv.issueSession(u)
+	sess, err := e.st.OpenSession(t.Context(), u.ID, store.SessionAPI, "", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token for a live session that itself expired an hour ago.
+	tok, err := e.srv.signSession(u, sess.ID, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func (e *env) staff(role string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tok, _, err := e.srv.issueSession(u)
+	tok, _, err := e.srv.issueSession(context.Background(), u, store.SessionAPI, "192.0.2.1", "test")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -197,12 +197,22 @@ func (b *browser) get(path string) (*http.Response, *goquery.Document) {
 	return res, doc
 }
 
-// csrf makes sure the CSRF cookie exists and returns its value.
+// csrf makes sure the pre-session cookie exists and returns the form token
+// the portal expects from this browser now.
 func (b *browser) csrf() string {
-	if b.cookies[csrfCookie] == "" {
+	anon, sess := b.e.srv.cookieName(csrfCookie), b.e.srv.cookieName(sessionCookie)
+	if b.cookies[anon] == "" {
 		b.get("/login")
 	}
-	return b.cookies[csrfCookie]
+	var sid string
+	if raw := b.cookies[sess]; raw != "" {
+		if c, err := b.e.srv.parseSession(raw); err == nil {
+			if _, err := b.e.st.ActiveSession(context.Background(), c.ID); err == nil {
+				sid = c.ID
+			}
+		}
+	}
+	return b.e.srv.csrfToken(b.cookies[anon], sid)
 }
 
 // post submits a urlencoded form with the CSRF token and parses the answer

@@ -1,7 +1,9 @@
 package portal
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -22,6 +24,8 @@ type identity struct {
 	Tenant *store.Tenant // nil for staff
 	// Scope limits what a bearer token may do; sessions have ScopeWrite.
 	Scope string
+	// SessionID names the server-side session; "" for API tokens.
+	SessionID string
 }
 
 func (id *identity) staff() bool { return id != nil && id.User.IsStaff() }
@@ -141,11 +145,13 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 				return err
 			}
 		}
-	} else if raw := c.Cookies(sessionCookie); raw != "" {
+	} else if raw := s.cookie(c, sessionCookie); raw != "" {
 		id, err = s.identityFromSession(c, raw)
-		if err != nil {
+		if errors.Is(err, errBadSession) {
 			s.clearCookie(c, sessionCookie)
 			id = nil
+		} else if err != nil {
+			return err
 		}
 	}
 	if id != nil {
@@ -160,6 +166,16 @@ func (s *Server) identityFromSession(c *fiber.Ctx, raw string) (*identity, error
 	if err != nil {
 		return nil, err
 	}
+	sess, err := s.store.ActiveSession(c.UserContext(), claims.ID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errBadSession
+		}
+		return nil, err
+	}
+	if sess.UserID != claims.Subject {
+		return nil, errBadSession
+	}
 	u, err := s.store.GetUser(c.UserContext(), claims.Subject)
 	if err != nil {
 		return nil, errBadSession
@@ -167,7 +183,12 @@ func (s *Server) identityFromSession(c *fiber.Ctx, raw string) (*identity, error
 	if subtle.ConstantTimeCompare([]byte(claims.PasswordStamp), []byte(s.passwordStamp(u.PasswordHash))) != 1 {
 		return nil, errBadSession
 	}
-	return s.loadIdentity(c, u, store.ScopeWrite)
+	id, err := s.loadIdentity(c, u, store.ScopeWrite)
+	if err != nil {
+		return nil, err
+	}
+	id.SessionID = sess.ID
+	return id, nil
 }
 
 func (s *Server) identityFromBearer(c *fiber.Ctx, raw string) (*identity, error) {
@@ -182,10 +203,10 @@ func (s *Server) identityFromBearer(c *fiber.Ctx, raw string) (*identity, error)
 		return s.loadIdentity(c, u, tok.Scope)
 	}
 	id, err := s.identityFromSession(c, raw)
-	if err != nil {
-		return nil, errUnauthenticated("the token is not valid or has expired; log in again")
+	if errors.Is(err, errBadSession) {
+		return nil, errUnauthenticated("the token is not valid, has expired or was signed out; log in again")
 	}
-	return id, nil
+	return id, err
 }
 
 func (s *Server) loadIdentity(c *fiber.Ctx, u store.User, scope string) (*identity, error) {
@@ -200,22 +221,34 @@ func (s *Server) loadIdentity(c *fiber.Ctx, u store.User, scope string) (*identi
 	return id, nil
 }
 
-// csrf protects every form: a random token lives in a cookie and must come
-// back in the form field _csrf or the X-CSRF-Token header. The API is exempt
-// because it authenticates with bearer tokens only, never cookies.
+// csrf protects every form. A browser without a session carries a random
+// value in a cookie; the form token is an HMAC of the session id once signed
+// in (of that value before), so a token planted or read by another site
+// never matches a session. State-changing requests must also come from this
+// origin by Sec-Fetch-Site or Origin. The API is exempt because it
+// authenticates with bearer tokens only, never cookies.
 func (s *Server) csrf(c *fiber.Ctx) error {
 	if strings.HasPrefix(c.Path(), "/api/") {
 		return c.Next()
 	}
-	token := c.Cookies(csrfCookie)
-	if len(token) < 32 {
-		token = randomString(32)
-		s.setCookie(c, csrfCookie, token, time.Time{})
+	anon := s.cookie(c, csrfCookie)
+	if len(anon) < 32 {
+		anon = randomString(32)
+		s.setCookie(c, csrfCookie, anon, time.Time{})
 	}
+	var sid string
+	if id := who(c); id != nil {
+		sid = id.SessionID
+	}
+	token := s.csrfToken(anon, sid)
 	c.Locals(localCSRF, token)
 	switch c.Method() {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return c.Next()
+	}
+	if reason := crossOrigin(c); reason != "" {
+		s.logger(c).Warn("refused cross-origin form", "reason", reason, "path", c.Path())
+		return &httpError{status: fiber.StatusForbidden, code: "cross_origin", message: "this form was sent from another site; open the portal directly and try again"}
 	}
 	sent := c.Get("X-CSRF-Token")
 	if sent == "" {
@@ -227,16 +260,83 @@ func (s *Server) csrf(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// csrfToken is the form token of a session, or of a browser's pre-session
+// value when sessionID is empty.
+func (s *Server) csrfToken(anon, sessionID string) string {
+	m := hmac.New(sha256.New, s.jwtKey)
+	if sessionID != "" {
+		m.Write([]byte("csrf/session/" + sessionID))
+	} else {
+		m.Write([]byte("csrf/anonymous/" + anon))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// crossOrigin explains why a state-changing request did not come from a
+// page of this origin, or returns "". Browsers send Sec-Fetch-Site; older
+// ones send Origin; a request with neither is not from a browser page of
+// another site (a script there cannot leave both out).
+func crossOrigin(c *fiber.Ctx) string {
+	switch site := c.Get("Sec-Fetch-Site"); site {
+	case "same-origin", "none":
+		return ""
+	case "":
+	default:
+		return "Sec-Fetch-Site: " + site
+	}
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" {
+		ref := c.Get(fiber.HeaderReferer)
+		if ref == "" {
+			return ""
+		}
+		origin = ref
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return "Origin: " + cleanHeader(origin)
+	}
+	if !strings.EqualFold(u.Host, string(c.Request().Host())) {
+		return "Origin: " + cleanHeader(origin)
+	}
+	return ""
+}
+
+func cleanHeader(v string) string {
+	if len(v) > 100 {
+		v = v[:100]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v)
+}
+
+// cookieName is the name a cookie is set under: over HTTPS the __Host-
+// prefix makes browsers refuse it from any other host or when not Secure.
+func (s *Server) cookieName(name string) string {
+	if s.cfg.SecureCookies {
+		return "__Host-" + name
+	}
+	return name
+}
+
+func (s *Server) cookie(c *fiber.Ctx, name string) string {
+	return c.Cookies(s.cookieName(name))
+}
+
 func (s *Server) setCookie(c *fiber.Ctx, name, value string, expires time.Time) {
 	c.Cookie(&fiber.Cookie{
-		Name: name, Value: value, Path: "/", Expires: expires,
+		Name: s.cookieName(name), Value: value, Path: "/", Expires: expires,
 		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
 
 func (s *Server) clearCookie(c *fiber.Ctx, name string) {
 	c.Cookie(&fiber.Cookie{
-		Name: name, Value: "", Path: "/", Expires: time.Unix(1, 0), MaxAge: -1,
+		Name: s.cookieName(name), Value: "", Path: "/", Expires: time.Unix(1, 0), MaxAge: -1,
 		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
@@ -248,7 +348,7 @@ func (s *Server) flash(c *fiber.Ctx, kind, msg string) {
 }
 
 func (s *Server) takeFlash(c *fiber.Ctx) *views.Flash {
-	raw := c.Cookies(flashCookie)
+	raw := s.cookie(c, flashCookie)
 	if raw == "" {
 		return nil
 	}

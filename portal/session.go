@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -72,24 +73,37 @@ func (s *Server) passwordStamp(hash string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:12])
 }
 
-func (s *Server) issueSession(u store.User) (string, time.Time, error) {
-	now := time.Now().UTC()
-	exp := now.Add(s.cfg.SessionTTL)
+// issueSession opens a server-side session and signs a token naming it.
+func (s *Server) issueSession(ctx context.Context, u store.User, kind, ip, userAgent string) (string, time.Time, error) {
+	sess, err := s.store.OpenSession(ctx, u.ID, kind, ip, userAgent, s.cfg.SessionTTL)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	tok, err := s.signSession(u, sess.ID, sess.CreatedAt, sess.ExpiresAt)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return tok, sess.ExpiresAt, nil
+}
+
+// signSession signs a token naming session id of user u.
+func (s *Server) signSession(u store.User, id string, issued, expires time.Time) (string, error) {
 	claims := sessionClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
+			ID:        id,
 			Issuer:    jwtIssuer,
 			Subject:   u.ID,
-			IssuedAt:  jwt.NewNumericDate(now),
-			NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
-			ExpiresAt: jwt.NewNumericDate(exp),
+			IssuedAt:  jwt.NewNumericDate(issued),
+			NotBefore: jwt.NewNumericDate(issued.Add(-time.Minute)),
+			ExpiresAt: jwt.NewNumericDate(expires),
 		},
 		PasswordStamp: s.passwordStamp(u.PasswordHash),
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.jwtKey)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("sign session: %w", err)
+		return "", fmt.Errorf("sign session: %w", err)
 	}
-	return tok, exp, nil
+	return tok, nil
 }
 
 var errBadSession = errors.New("session is not valid")
@@ -104,7 +118,7 @@ func (s *Server) parseSession(raw string) (sessionClaims, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(30*time.Second),
 	)
-	if err != nil || c.Subject == "" {
+	if err != nil || c.Subject == "" || c.ID == "" {
 		return sessionClaims{}, errBadSession
 	}
 	return c, nil

@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"fmt"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fibrixcloud/fibrix/provisioner/store"
@@ -18,11 +20,19 @@ func (s *Server) accountView(c *fiber.Ctx) (views.AccountView, error) {
 	id := who(c)
 	me := views.MemberRow{ID: id.User.ID, Email: id.User.Email, Role: id.User.Role, CreatedAt: id.User.CreatedAt, IsMe: true}
 	v := views.AccountView{Page: s.page(c, "Account", "account"), Me: me}
+	ctx := c.UserContext()
+	sessions, err := s.store.ListSessions(ctx, id.User.ID)
+	if err != nil {
+		return views.AccountView{}, err
+	}
+	for _, x := range sessions {
+		v.Sessions = append(v.Sessions, views.SessionRow{Kind: x.Kind, IP: x.IP, UserAgent: x.UserAgent,
+			CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, Current: x.ID == id.SessionID})
+	}
 	if id.staff() {
 		v.TenantName, v.Members = staffOrganisation, []views.MemberRow{me}
 		return v, nil
 	}
-	ctx := c.UserContext()
 	v.TenantName = id.Tenant.Name
 	v.IsOwner = id.User.Role == store.RoleOwner && id.Scope == store.ScopeWrite
 	members, err := s.store.ListMembers(ctx, id.User.Tenant())
@@ -60,4 +70,14 @@ func (s *Server) renderAccountWith(c *fiber.Ctx, fill func(*views.AccountView)) 
 	}
 	fill(&v)
 	return s.render(c, views.Account(v))
+}
+
+// webSignOutEverywhere ends every other session of the user.
+func (s *Server) webSignOutEverywhere(c *fiber.Ctx) error {
+	id := who(c)
+	n, err := s.store.EndOtherSessions(c.UserContext(), s.actor(c), id.User.ID, id.SessionID)
+	if err != nil {
+		return s.refuse(c, "/account", "Could not sign out the other sessions", err)
+	}
+	return s.redirect(c, "/account", "success", fmt.Sprintf("Signed out %d other session%s.", n, plural(int(n))))
 }

@@ -264,6 +264,7 @@ func TestDashboardQuota(t *testing.T) {
 	if err := sh.e.st.SuspendTenant(context.Background(), store.Actor{Email: "test"}, sh.tenant, "unpaid invoice"); err != nil {
 		t.Fatal(err)
 	}
+	sh.owner.login(sh.email, "correct horse battery")
 	_, doc = sh.owner.get("/dashboard")
 	if r := doc.Find(`[data-testid=create-reason]`).Text(); !strings.Contains(r, "suspended") {
 		t.Errorf("suspended reason: %q", r)
@@ -421,7 +422,7 @@ func TestVMDetailStatusFragment(t *testing.T) {
 	if _, ok := doc.Find(`#vm-status`).Attr("hx-get"); ok {
 		t.Error("a running VM still polls")
 	}
-	if tok, _ := doc.Find(`[data-testid=vm-action-reboot] input[name=_csrf]`).Attr("value"); tok == "" || tok != sh.owner.cookies[csrfCookie] {
+	if tok, _ := doc.Find(`[data-testid=vm-action-reboot] input[name=_csrf]`).Attr("value"); tok == "" || tok != sh.owner.csrf() {
 		t.Errorf("action form csrf %q", tok)
 	}
 
@@ -1009,6 +1010,11 @@ func TestSuspendedTenantIsRefused(t *testing.T) {
 	if err := sh.e.st.SuspendTenant(context.Background(), store.Actor{Email: "test"}, sh.tenant, "unpaid invoice"); err != nil {
 		t.Fatal(err)
 	}
+	// The session ended with the suspension; the owner signs in again.
+	if res, _ := sh.owner.get("/dashboard"); res.StatusCode/100 != 3 || !strings.HasPrefix(res.Header.Get("Location"), "/login") {
+		t.Fatalf("old session after suspension: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	sh.owner.login(sh.email, "correct horse battery")
 	for _, tc := range []struct {
 		name, path string
 		form       url.Values

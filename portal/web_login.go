@@ -1,10 +1,12 @@
 package portal
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fibrixcloud/fibrix/provisioner/store"
 	"github.com/fibrixcloud/fibrix/views"
 )
 
@@ -46,6 +48,9 @@ func (s *Server) webLogin(c *fiber.Ctx) error {
 
 func (s *Server) webLogout(c *fiber.Ctx) error {
 	if id := who(c); id != nil {
+		if err := s.store.EndSession(c.UserContext(), id.User.ID, id.SessionID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		s.auditAuth(c.UserContext(), c, id.User.Email, "auth.logout", "success", "")
 	}
 	s.clearCookie(c, sessionCookie)

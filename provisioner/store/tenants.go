@@ -178,7 +178,15 @@ func (s *Store) setTenantStatus(ctx context.Context, a Actor, id, status, reason
 		if ten.Status == status {
 			return E(ErrInvalidTransition, "", "the tenant is already "+status)
 		}
-		return tx.Model(&Tenant{}).Where("id = ?", id).Updates(map[string]any{"status": status, "suspend_reason": reason}).Error
+		if err := tx.Model(&Tenant{}).Where("id = ?", id).Updates(map[string]any{"status": status, "suspend_reason": reason}).Error; err != nil {
+			return err
+		}
+		if status == TenantSuspended {
+			// Members sign in again and see why; a copied cookie or
+			// token stops working now.
+			return endTenantSessions(tx, id)
+		}
+		return nil
 	})
 }
 

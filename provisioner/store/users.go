@@ -206,10 +206,15 @@ func keepOwner(tx *gorm.DB, tenantID string) error {
 	return nil
 }
 
-// ChangePassword replaces a user's password hash.
+// ChangePassword replaces a user's password hash and ends its sessions.
 func (s *Store) ChangePassword(ctx context.Context, a Actor, userID, passwordHash string) error {
 	return s.change(ctx, a, "user.password", &Target{Type: "user", ID: userID, Name: a.Email}, func(tx *gorm.DB) error {
-		return tx.Model(&User{}).Where("id = ?", userID).Updates(map[string]any{"password_hash": passwordHash, "updated_at": now()}).Error
+		if err := tx.Model(&User{}).Where("id = ?", userID).Updates(map[string]any{"password_hash": passwordHash, "updated_at": now()}).Error; err != nil {
+			return err
+		}
+		// Every session ends with the old password; the caller opens a new one.
+		_, err := endSessions(tx.Where("user_id = ?", userID))
+		return err
 	})
 }
 
