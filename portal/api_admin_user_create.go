@@ -13,7 +13,7 @@ func (s *Server) apiAdminUserCreate(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := validPassword("password", req.Password); err != nil {
+	if err := validPassword("password", req.Password, req.Email, emailLocal(req.Email)); err != nil {
 		return err
 	}
 	hash, err := s.hashPassword(req.Password)

@@ -123,7 +123,7 @@ func (s *Server) signup(c *fiber.Ctx, tenant, email, password, confirm string) (
 		return store.User{}, &httpError{status: fiber.StatusTooManyRequests, code: "rate_limited",
 			message: "too many sign-ups from your address; try again later", retryAfter: int(signupWindow.Seconds())}
 	}
-	if err := validPassword("password", password); err != nil {
+	if err := validPassword("password", password, email, emailLocal(email), tenant); err != nil {
 		return store.User{}, err
 	}
 	if confirm != password {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -140,7 +141,30 @@ func New(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*S
 	}
 	s := &Server{cfg: cfg, store: st, log: log, jwtKey: rawKey, dummyHash: dummy, limiter: newLimiter(), metrics: newMetrics(), secrets: box}
 	s.app = s.routes()
+	if w := cfg.sharedSite(); w != "" {
+		log.Warn("the portal shares a site with customers' services: "+w+"; serve the portal on a host name of its own",
+			"public_url", cfg.PublicURL, "public_address", cfg.PublicAddress, "zone", cfg.Zone)
+	}
 	return s, nil
+}
+
+// sharedSite explains how customers' port forwards or web routes could be
+// on the portal's own host name, or returns "". Browsers treat every port of
+// a host as one site, so a customer's page there is same-site with the portal.
+func (c Config) sharedSite() string {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || u.Hostname() == "" {
+		return ""
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	pub := strings.ToLower(c.PublicAddress)
+	switch {
+	case pub != "" && host == pub:
+		return "its host " + host + " is the public address of port forwards"
+	case c.Zone != "" && (host == c.Zone || strings.HasSuffix(host, "."+c.Zone)):
+		return "its host " + host + " is inside the customers' zone " + c.Zone
+	}
+	return ""
 }
 
 // App exposes the HTTP handler, for tests.

@@ -159,3 +159,19 @@ func TestSignOutEverywhere(t *testing.T) {
 		t.Errorf("audit: %d entries, %v", len(entries), err)
 	}
 }
+
+func TestSharedSiteWarning(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		warn bool
+	}{
+		{Config{PublicURL: "http://127.0.0.1:3000", PublicAddress: "127.0.0.1", Zone: "cloud.internal"}, true},
+		{Config{PublicURL: "https://203.0.113.5", PublicAddress: "203.0.113.5", Zone: "cloud.isp.example"}, true},
+		{Config{PublicURL: "https://portal.cloud.isp.example", PublicAddress: "203.0.113.5", Zone: "cloud.isp.example"}, true},
+		{Config{PublicURL: "https://portal.isp.example", PublicAddress: "203.0.113.5", Zone: "cloud.isp.example"}, false},
+	} {
+		if got := tc.cfg.sharedSite(); (got != "") != tc.warn {
+			t.Errorf("%+v: %q", tc.cfg, got)
+		}
+	}
+}

@@ -29,7 +29,9 @@ const (
 	maxPassword = 72
 )
 
-func validPassword(field, pw string) error {
+// validPassword checks length and guessability; personal are the account's
+// email and organisation name.
+func validPassword(field, pw string, personal ...string) error {
 	switch n := utf8.RuneCountInString(pw); {
 	case n == 0:
 		return store.E(store.ErrInvalid, field, "enter a password")
@@ -37,6 +39,9 @@ func validPassword(field, pw string) error {
 		return store.E(store.ErrInvalid, field, fmt.Sprintf("use at least %d characters", minPassword))
 	case len(pw) > maxPassword:
 		return store.E(store.ErrInvalid, field, fmt.Sprintf("use at most %d bytes", maxPassword))
+	}
+	if why := weakPassword(pw, personal...); why != "" {
+		return store.E(store.ErrInvalid, field, why)
 	}
 	return nil
 }

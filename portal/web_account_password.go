@@ -49,7 +49,7 @@ func (s *Server) changePassword(c *fiber.Ctx) (store.User, error) {
 	}
 	s.limiter.reset(key)
 	pw := c.FormValue("password")
-	if err := validPassword("password", pw); err != nil {
+	if err := validPassword("password", pw, u.Email, emailLocal(u.Email)); err != nil {
 		return store.User{}, err
 	}
 	if c.FormValue("password_confirm") != pw {

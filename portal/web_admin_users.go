@@ -41,7 +41,7 @@ func (s *Server) webAdminUserCreate(c *fiber.Ctx) error {
 	// Check the cheap things first so that a typo does not cost a bcrypt hash.
 	_, err := store.NormalizeEmail(email)
 	if err == nil {
-		err = validPassword("password", pw)
+		err = validPassword("password", pw, email, emailLocal(email))
 	}
 	if err == nil && !store.ValidStaffRole(role) {
 		err = store.E(store.ErrInvalid, "role", "choose admin, operator or auditor")

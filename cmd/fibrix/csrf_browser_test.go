@@ -116,7 +116,7 @@ func TestBrowserCSRFFromPortForward(t *testing.T) {
 	}
 	login := func(email, password string) chromedp.Action[chromedp.Void] {
 		return chromedp.Steps(
-			chromedp.Navigate(in.URL + "/login"),
+			chromedp.Navigate(in.URL+"/login"),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
 			chromedp.SendKeys(chromedp.CSS(`#email`), email),
 			chromedp.SendKeys(chromedp.CSS(`#password`), password),
@@ -128,8 +128,8 @@ func TestBrowserCSRFFromPortForward(t *testing.T) {
 	// (the page records that in its title just before submitting).
 	attack := func(path string) chromedp.Action[chromedp.Void] {
 		return chromedp.Steps(
-			chromedp.Navigate(evilURL + path),
-			chromedp.Poll[chromedp.Void](`document.location.host !== ` + jsString(fw.Address)),
+			chromedp.Navigate(evilURL+path),
+			chromedp.Poll[chromedp.Void](`document.location.host !== `+jsString(fw.Address)),
 			chromedp.Sleep(500*time.Millisecond),
 		)
 	}

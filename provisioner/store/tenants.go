@@ -29,6 +29,9 @@ func (s *Store) SignUp(ctx context.Context, a Actor, tenantName, email, password
 		if err := emailFree(tx, email); err != nil {
 			return err
 		}
+		if err := distinctTenantName(tx, name); err != nil {
+			return err
+		}
 		var d quotaDefaults
 		if err := tx.Where("id = 1").Take(&d).Error; err != nil {
 			return fmt.Errorf("load default quota: %w", err)
@@ -41,6 +44,9 @@ func (s *Store) SignUp(ctx context.Context, a Actor, tenantName, email, password
 		ten = Tenant{ID: newID(), Name: name, Slug: slug, Status: TenantActive, CreatedAt: ts, UpdatedAt: ts}
 		ten.setQuota(Quota{d.Instances, d.VCPUs, d.MemoryMiB, d.DiskGiB, d.SSHKeys, d.PortForwards})
 		if err := tx.Create(&ten).Error; err != nil {
+			if isDuplicate(err) {
+				return E(ErrConflict, "tenant", "an organisation with this name already exists; choose another")
+			}
 			return fmt.Errorf("create tenant: %w", err)
 		}
 		u = User{ID: newID(), Email: email, PasswordHash: passwordHash, TenantID: &ten.ID, Role: RoleOwner, CreatedAt: ts, UpdatedAt: ts}
