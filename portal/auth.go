@@ -134,11 +134,31 @@ func (s *Server) signup(c *fiber.Ctx, tenant, email, password, confirm string) (
 		return store.User{}, err
 	}
 	_, u, err := s.store.SignUp(c.UserContext(), store.Actor{IP: c.IP()}, tenant, email, hash)
+	if e, ok := store.AsError(err); ok && e.Kind == store.ErrConflict && e.Field == "email" {
+		s.limiter.fail(key, signupWindow)
+		s.noteSignupForExisting(c, email)
+		return store.User{}, store.E(store.ErrConflict, "email", "we could not create an account with this email; if you already have one, log in instead")
+	}
 	if err != nil {
 		return store.User{}, err
 	}
 	s.limiter.fail(key, signupWindow)
 	return u, nil
+}
+
+// noteSignupForExisting tells the account's organisation, in its activity
+// log, that someone tried to sign up again with its email.
+func (s *Server) noteSignupForExisting(c *fiber.Ctx, email string) {
+	ctx := c.UserContext()
+	u, err := s.store.GetUserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	if err != nil {
+		return
+	}
+	t := &store.Target{Type: "user", ID: u.ID, Name: u.Email, TenantID: u.Tenant()}
+	if err := s.store.RecordAudit(ctx, store.Actor{IP: c.IP()}, "auth.signup_existing", t, store.ResultFailure,
+		"someone tried to create an account with this email"); err != nil {
+		s.logger(c).Error("record audit entry", "action", "auth.signup_existing", "err", err)
+	}
 }
 
 // startSession sets the session cookie for a signed-in user.

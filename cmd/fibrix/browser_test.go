@@ -89,21 +89,7 @@ func TestBrowserJourney(t *testing.T) {
 	sum := sha256.Sum256([]byte("a small stand-in image\n"))
 	imageSum := hex.EncodeToString(sum[:])
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.WindowSize(1280, 1000),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancelTimeout()
+	ctx := browserContext(t, exe)
 
 	step := 0
 	shot := func(name string) chromedp.Action[chromedp.Void] {

@@ -127,14 +127,13 @@ func TestServeBootstrapAndLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	page, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	u, _ := url.Parse(in.URL)
-	var csrf string
-	for _, ck := range jar.Cookies(u) {
-		if ck.Name == "fibrix_csrf" {
-			csrf = ck.Value
-		}
+	m := csrfField.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("the login page carries no form token: %.300s", page)
 	}
+	csrf := string(m[1])
 	res, err = c.PostForm(in.URL+"/login", url.Values{"email": {in.Email}, "password": {in.Password}, "_csrf": {csrf}})
 	if err != nil {
 		t.Fatal(err)

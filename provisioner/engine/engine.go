@@ -125,6 +125,9 @@ type Engine struct {
 	h   Handler
 	cfg Config
 	log *slog.Logger
+
+	mu       sync.Mutex
+	inFlight map[string]bool // VMs a worker of this engine is reconciling
 }
 
 // New builds an engine; zero Config fields take the defaults.
@@ -133,7 +136,7 @@ func New(st *store.Store, h Handler, cfg Config, log *slog.Logger) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	return &Engine{st: st, h: h, cfg: cfg, log: log.With("component", "engine", "owner", cfg.Owner)}
+	return &Engine{st: st, h: h, cfg: cfg, log: log.With("component", "engine", "owner", cfg.Owner), inFlight: map[string]bool{}}
 }
 
 // Owner is the name this engine's leases carry.
@@ -161,8 +164,32 @@ func (e *Engine) work(ctx context.Context, log *slog.Logger) {
 			sleep(ctx, e.cfg.Poll/2+rand.N(e.cfg.Poll+1))
 			continue
 		}
+		if !e.begin(vm.ID) {
+			// The lease lapsed while another worker of this engine was
+			// starved of CPU; the claim renewed it under the same owner,
+			// so that worker still holds it and goes on.
+			log.WarnContext(ctx, "claimed a VM this engine is already reconciling; leaving it to that worker", "vm", vm.ID)
+			continue
+		}
 		e.run(ctx, vm, log.With("vm", vm.ID))
+		e.end(vm.ID)
 	}
+}
+
+func (e *Engine) begin(vmID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.inFlight[vmID] {
+		return false
+	}
+	e.inFlight[vmID] = true
+	return true
+}
+
+func (e *Engine) end(vmID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.inFlight, vmID)
 }
 
 // run holds the lease on vm while the handler works, then records the outcome.

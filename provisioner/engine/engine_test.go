@@ -308,12 +308,15 @@ func TestLeaseRenewedWhileWorking(t *testing.T) {
 	eachDB(t, func(t *testing.T, s *store.Store, _ string) {
 		vm := orderVM(t, s, "long")
 		started := make(chan struct{})
+		var runs atomic.Int32
 		h := engine.HandlerFunc(func(ctx context.Context, got store.VM) (engine.Result, error) {
-			close(started)
+			if runs.Add(1) == 1 {
+				close(started)
+			}
 			<-ctx.Done()
 			return engine.Result{}, &engine.StepError{Step: "boot", Err: ctx.Err()}
 		})
-		const lease = 300 * time.Millisecond
+		const lease = time.Second
 		e := engine.New(s, h, engine.Config{Workers: 2, Lease: lease, Poll: 10 * time.Millisecond}, testLogger(t))
 		stop := serve(t, e)
 		<-started
@@ -325,6 +328,9 @@ func TestLeaseRenewedWhileWorking(t *testing.T) {
 		}
 		took := stop()
 		t.Logf("Serve returned %v after cancel with a handler in flight", took)
+		if n := runs.Load(); n != 1 {
+			t.Errorf("the handler ran %d times for one VM; a second worker of the same engine took it over", n)
+		}
 		// Promptly, not after a lease or a backoff: generous for a loaded box.
 		if took > 10*time.Second {
 			t.Errorf("Serve took %v to return", took)

@@ -133,7 +133,10 @@ func TestSignUp(t *testing.T) {
 		if err != nil || reserved.Slug != "machines-2" {
 			t.Errorf("tenant named Machines got slug %q (%v); the machines subzone is reserved", reserved.Slug, err)
 		}
-		ten2, _, err := s.SignUp(ctx, store.Actor{}, "ACME hosting", "b@example.com", "h")
+		if _, _, err := s.SignUp(ctx, store.Actor{}, "ACME hosting", "c@example.com", "h"); err == nil {
+			t.Error("an organisation name differing only in case was accepted")
+		}
+		ten2, _, err := s.SignUp(ctx, store.Actor{}, "Acme-Hosting", "b@example.com", "h")
 		if err != nil {
 			t.Fatal(err)
 		}
