@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -196,6 +197,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	publicAddress := fs.String("public-address", "127.0.0.1", "the ISP's public address, where customers' port forwards are reached")
 	gatewayListen := fs.String("ssh-gateway-listen", "127.0.0.1:2222", "address of the SSH gateway customers jump through to their VMs (empty: off)")
 	bootstrap := fs.String("bootstrap-email", "admin@fibrix.local", "email of the staff account created on first start")
+	reservedNames := fs.String("reserved-names", "", "more names tenants may not take as their DNS label, comma-separated (ns1, www, admin, mail and other service names always are)")
 	if err := applyEnv(fs); err != nil {
 		return err
 	}
@@ -243,6 +245,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
+	}
+	if err := st.ReserveNames(splitList(*reservedNames)...); err != nil {
+		return fmt.Errorf("--reserved-names: %w", err)
+	}
+	for _, l := range serviceLabels(*zone, *publicURL, *gatewayPublic, dnsf.ns) {
+		_ = st.ReserveNames(l) // a host label that is no DNS label cannot be a slug either
+	}
+	if n, err := st.RenameReservedTenants(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("renamed tenants whose DNS label is reserved; see their audit logs", "count", n)
 	}
 	fwdMin, fwdMax, err := fwd.ports()
 	if err != nil {
@@ -292,6 +305,35 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info("fibrix stopped")
 	return err
+}
+
+// serviceLabels are the tenant labels the region's own names use: the
+// first label of the portal's, the gateway's and the name servers' host
+// names, and their label under the zone when they lie in it.
+func serviceLabels(zone, publicURL, gateway, ns string) []string {
+	var out []string
+	zone = strings.ToLower(strings.Trim(zone, "."))
+	hosts := splitList(ns)
+	if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
+		hosts = append(hosts, u.Hostname())
+	}
+	if h, _, err := net.SplitHostPort(gateway); err == nil {
+		hosts = append(hosts, h)
+	} else {
+		hosts = append(hosts, gateway)
+	}
+	for _, h := range hosts {
+		h = strings.ToLower(strings.Trim(h, "."))
+		if h == "" || net.ParseIP(h) != nil {
+			continue
+		}
+		out = append(out, strings.Split(h, ".")[0])
+		if rel, ok := strings.CutSuffix(h, "."+zone); ok {
+			labels := strings.Split(rel, ".")
+			out = append(out, labels[len(labels)-1])
+		}
+	}
+	return out
 }
 
 // parseRoles reads --roles.

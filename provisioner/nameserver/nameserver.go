@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -205,8 +206,15 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		servers = append(servers, &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second,
 			WriteTimeout: 10 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
 	}
-	for _, srv := range servers {
+	// A server told to shut down before it has started would refuse and
+	// then serve for ever: shutdown waits until each one is up or gone.
+	started := make([]chan struct{}, len(servers))
+	exited := make([]chan struct{}, len(servers))
+	for i, srv := range servers {
+		started[i], exited[i] = make(chan struct{}), make(chan struct{})
+		srv.NotifyStartedFunc = sync.OnceFunc(func() { close(started[i]) })
 		g.Go(func() error {
+			defer close(exited[i])
 			if err := srv.ActivateAndServe(); err != nil && gctx.Err() == nil {
 				return fmt.Errorf("dns serve: %w", err)
 			}
@@ -221,8 +229,12 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 			case <-gctx.Done():
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 				defer cancel()
-				for _, srv := range servers {
-					_ = srv.ShutdownContext(sctx)
+				for i, srv := range servers {
+					select {
+					case <-started[i]:
+						_ = srv.ShutdownContext(sctx)
+					case <-exited[i]:
+					}
 				}
 				return nil
 			case <-t.C:

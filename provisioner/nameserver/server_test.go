@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -490,5 +491,108 @@ func TestWithDig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestZoneOwnNamesWithDig serves tenant data aimed at the zone's own name
+// servers and at addresses that point visitors at themselves, and checks
+// with dig that neither view answers any of it.
+func TestZoneOwnNamesWithDig(t *testing.T) {
+	needTool(t, "dig", "bind9-dnsutils")
+	z := nameserver.Zone{
+		Serial: 9,
+		Hosts: []nameserver.Host{
+			{Name: "web.acme", Addr: netip.MustParseAddr("10.20.0.5")},
+			{Name: "web.ns1", Addr: netip.MustParseAddr("10.20.0.9")}, // VM "web" of a tenant "ns1"
+		},
+		Records: []nameserver.Record{
+			{Name: "ns1", Type: "A", Value: "198.51.100.66"}, // tenant ns1's "@" record
+			{Name: "ns2", Type: "AAAA", Value: "2001:db8::66"},
+			{Name: "ns2", Type: "TXT", Value: "taken"},
+			{Name: "deep.ns1", Type: "CNAME", Value: "evil.example."},
+			{Name: "lo.acme", Type: "A", Value: "127.0.0.1"},
+			{Name: "meta.acme", Type: "A", Value: "169.254.169.254"},
+			{Name: "any.acme", Type: "A", Value: "0.0.0.0"},
+			{Name: "mc.acme", Type: "A", Value: "224.0.0.251"},
+			{Name: "lo6.acme", Type: "AAAA", Value: "::1"},
+			{Name: "ll6.acme", Type: "AAAA", Value: "fe80::1"},
+			{Name: "mapped.acme", Type: "AAAA", Value: "::ffff:127.0.0.1"},
+			{Name: "ok.acme", Type: "A", Value: "192.0.2.80"},
+		},
+		Networks: lanNets("10.20.0.0/24"),
+	}
+	lanSide := start(t, baseConfig(), z)
+	wanCfg := baseConfig()
+	wanCfg.LANNetworks = lanNets("10.0.0.0/8") // 127.0.0.1 asks as the internet does
+	wanSide := start(t, wanCfg, z)
+	for view, rr := range map[string]running{"lan": lanSide, "wan": wanSide} {
+		ask := func(args ...string) string { return digFlat(t, rr.port, args...) }
+		for _, q := range [][]string{
+			{"ns1.cloud.internal", "A"}, {"ns2.cloud.internal", "AAAA"}, {"ns2.cloud.internal", "TXT"},
+			{"web.ns1.cloud.internal", "A"}, {"deep.ns1.cloud.internal", "A"}, {"+tcp", "ns1.cloud.internal", "A"},
+		} {
+			if out := ask(q...); !strings.Contains(out, "status: NXDOMAIN") {
+				t.Errorf("%s view: dig %v answered tenant data at a name-server name:\n%s", view, q, out)
+			}
+		}
+		if out := ask("cloud.internal", "NS"); !strings.Contains(out, "NS ns1.cloud.internal.") || !strings.Contains(out, "NS ns2.cloud.internal.") {
+			t.Errorf("%s view: the zone's NS set changed:\n%s", view, out)
+		}
+		if out := ask("cloud.internal", "SOA"); !strings.Contains(out, "SOA ns1.cloud.internal. hostmaster.cloud.internal.") {
+			t.Errorf("%s view: the zone's SOA changed:\n%s", view, out)
+		}
+		for _, q := range [][]string{
+			{"lo.acme.cloud.internal", "A"}, {"meta.acme.cloud.internal", "A"}, {"any.acme.cloud.internal", "A"},
+			{"mc.acme.cloud.internal", "A"}, {"lo6.acme.cloud.internal", "AAAA"}, {"ll6.acme.cloud.internal", "AAAA"},
+			{"mapped.acme.cloud.internal", "AAAA"},
+		} {
+			if out := ask(q...); !strings.Contains(out, "status: NXDOMAIN") {
+				t.Errorf("%s view: dig %v served an address visitors cannot be sent to:\n%s", view, q, out)
+			}
+		}
+		if out := ask("ok.acme.cloud.internal", "A"); !strings.Contains(out, "IN A 192.0.2.80") {
+			t.Errorf("%s view: an ordinary record is not served:\n%s", view, out)
+		}
+		if out := ask("cloud.internal", "AXFR"); view == "lan" && (strings.Contains(out, "198.51.100.66") || strings.Contains(out, "IN A 127.0.0.1") || !strings.Contains(out, "ok.acme")) {
+			t.Errorf("%s view: the transfer carries guarded names:\n%s", view, out)
+		}
+	}
+	if out := digFlat(t, wanSide.port, "web.acme.cloud.internal", "A"); !strings.Contains(out, "IN A 203.0.113.7") {
+		t.Errorf("wan view: VM names no longer answer the public address:\n%s", out)
+	}
+}
+
+// digFlat asks the server on 127.0.0.1:port and returns dig's output on
+// one line.
+func digFlat(t *testing.T, port string, args ...string) string {
+	t.Helper()
+	return strings.Join(strings.Fields(dig(t, append([]string{"@127.0.0.1", "-p", port}, args...)...)), " ")
+}
+
+// TestServeStopsRightAfterStart cancels Serve as soon as it has loaded the
+// zone, before its listeners may be up, many times over: it must always
+// return.
+func TestServeStopsRightAfterStart(t *testing.T) {
+	for range 200 {
+		srv, err := nameserver.New(baseConfig(), &fakeSource{z: nameserver.Zone{Serial: 1}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, ln, err := nameserver.Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ctx, pc, ln) }()
+		for srv.Serial() != 1 {
+			runtime.Gosched()
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return after its context ended")
+		}
 	}
 }

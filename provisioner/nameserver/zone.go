@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
 // snapshot is immutable once built; queries share it without locks.
@@ -61,7 +63,25 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 		v.node(zn.apex).rrsets[dns.TypeNS] = zn.ns
 	}
 
-	skipped := 0
+	// The names our NS and SOA records point at answer only from our
+	// configuration: a tenant record or VM there, or below, would take
+	// over the zone's own name servers.
+	var guarded []string
+	for _, n := range append([]string{cfg.NS[0]}, cfg.NS...) {
+		if v.zoneOf(n) != nil && n != cfg.Zone {
+			guarded = append(guarded, n)
+		}
+	}
+	isGuarded := func(name string) bool {
+		for _, g := range guarded {
+			if name == g || strings.HasSuffix(name, "."+g) {
+				return true
+			}
+		}
+		return false
+	}
+
+	skipped, guardedSkips := 0, 0
 	hdr := func(name string, t uint16, ttl uint32) dns.RR_Header {
 		return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: ttl}
 	}
@@ -84,6 +104,10 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 			skipped++
 			continue
 		}
+		if isGuarded(name) {
+			guardedSkips++
+			continue
+		}
 		hosts[name] = true
 		if !lan {
 			addr(name, cfg.WANAddress, cfg.TTL)
@@ -99,6 +123,10 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 	}
 	for _, r := range z.Records {
 		name := v.fqdn(cfg.Zone, r.Name)
+		if name != "" && isGuarded(name) {
+			guardedSkips++
+			continue
+		}
 		ttl := r.TTL
 		if ttl == 0 {
 			ttl = cfg.TTL
@@ -107,7 +135,7 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 		switch r.Type {
 		case "A", "AAAA":
 			a, err := netip.ParseAddr(r.Value)
-			if name == "" || err != nil || a.Is4() != (r.Type == "A") {
+			if name == "" || err != nil || a.Is4() != (r.Type == "A") || store.UnroutableAddr(a) != "" {
 				skipped++
 				continue
 			}
@@ -144,6 +172,9 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 	}
 	if skipped > 0 {
 		log.Warn("dns: skipped records that cannot be published", "count", skipped, "lan", lan)
+	}
+	if guardedSkips > 0 {
+		log.Warn("dns: ignored tenant records at the zone's own name-server names", "count", guardedSkips, "names", guarded, "lan", lan)
 	}
 	v.fillTransfer()
 	return v

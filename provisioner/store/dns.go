@@ -128,6 +128,9 @@ func (in DNSRecordInput) normalize(tenantSlug string) (DNSRecord, error) {
 			}
 			return r, E(ErrInvalid, "value", "an "+r.Type+" record needs "+family+" address")
 		}
+		if why := UnroutableAddr(ip); why != "" {
+			return r, E(ErrInvalid, "value", ip.String()+" is "+why+", which no one can reach through a public name; give the address of your server")
+		}
 		r.Value = ip.String()
 	case DNSTypeCNAME, DNSTypeMX:
 		h := strings.TrimSuffix(strings.ToLower(v), ".")
@@ -352,8 +355,9 @@ func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 	var hosts []struct {
 		Slug, Name, IP string
 	}
+	// A suspended tenant's names are withdrawn until it is unsuspended.
 	if err := db.Table("vms").Select("tenants.slug AS slug, vms.name AS name, vms.ip AS ip").
-		Joins("JOIN tenants ON tenants.id = vms.tenant_id").
+		Joins("JOIN tenants ON tenants.id = vms.tenant_id AND tenants.status = ?", TenantActive).
 		Where("vms.deleted_at IS NULL AND vms.ip <> ''").
 		Order("tenants.slug, vms.name").Scan(&hosts).Error; err != nil {
 		return z, fmt.Errorf("load vm addresses: %w", err)
@@ -371,7 +375,7 @@ func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 		DNSRecord
 	}
 	if err := db.Table("dns_records").Select("tenants.slug AS slug, dns_records.*").
-		Joins("JOIN tenants ON tenants.id = dns_records.tenant_id").
+		Joins("JOIN tenants ON tenants.id = dns_records.tenant_id AND tenants.status = ?", TenantActive).
 		Order("tenants.slug, dns_records.name, dns_records.type, dns_records.value").Scan(&recs).Error; err != nil {
 		return z, fmt.Errorf("load dns records: %w", err)
 	}
@@ -479,4 +483,25 @@ func (r DNSRecord) String() string {
 		v = strconv.Itoa(r.Priority) + " " + v
 	}
 	return fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, v)
+}
+
+// UnroutableAddr says why ip must never be published in a customer's
+// record (loopback, link-local, unspecified, multicast, broadcast), or
+// returns "". Such answers would point visitors' machines at themselves
+// or their own network.
+func UnroutableAddr(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case ip.IsLoopback():
+		return "a loopback address"
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
+		return "a link-local address"
+	case ip.IsUnspecified(), ip.Is4() && ip.As4()[0] == 0:
+		return "an unspecified address"
+	case ip.IsMulticast():
+		return "a multicast address"
+	case ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the broadcast address"
+	}
+	return ""
 }

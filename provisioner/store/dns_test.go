@@ -58,6 +58,19 @@ func TestDNSRecordValidation(t *testing.T) {
 			{"ttl high", store.DNSRecordInput{Name: "t", Type: "A", Value: "192.0.2.1", TTL: 86401}, store.ErrInvalid, "ttl", ""},
 			{"ns not allowed", store.DNSRecordInput{Name: "sub", Type: "NS", Value: "ns.example.com"}, store.ErrInvalid, "type", ""},
 			{"duplicate", store.DNSRecordInput{Name: "www", Type: "A", Value: "192.0.2.10"}, store.ErrConflict, "value", ""},
+			{"a private address", store.DNSRecordInput{Name: "lan", Type: "A", Value: "10.1.2.3"}, nil, "", "10.1.2.3"},
+			{"a loopback", store.DNSRecordInput{Name: "lo", Type: "A", Value: "127.0.0.1"}, store.ErrInvalid, "value", ""},
+			{"a loopback elsewhere in 127/8", store.DNSRecordInput{Name: "lo", Type: "A", Value: "127.9.8.7"}, store.ErrInvalid, "value", ""},
+			{"a link-local metadata", store.DNSRecordInput{Name: "md", Type: "A", Value: "169.254.169.254"}, store.ErrInvalid, "value", ""},
+			{"a unspecified", store.DNSRecordInput{Name: "z", Type: "A", Value: "0.0.0.0"}, store.ErrInvalid, "value", ""},
+			{"a this-network", store.DNSRecordInput{Name: "z", Type: "A", Value: "0.1.2.3"}, store.ErrInvalid, "value", ""},
+			{"a multicast", store.DNSRecordInput{Name: "mc", Type: "A", Value: "224.0.0.251"}, store.ErrInvalid, "value", ""},
+			{"a broadcast", store.DNSRecordInput{Name: "bc", Type: "A", Value: "255.255.255.255"}, store.ErrInvalid, "value", ""},
+			{"aaaa loopback", store.DNSRecordInput{Name: "lo6", Type: "AAAA", Value: "::1"}, store.ErrInvalid, "value", ""},
+			{"aaaa link-local", store.DNSRecordInput{Name: "ll6", Type: "AAAA", Value: "fe80::1"}, store.ErrInvalid, "value", ""},
+			{"aaaa unspecified", store.DNSRecordInput{Name: "z6", Type: "AAAA", Value: "::"}, store.ErrInvalid, "value", ""},
+			{"aaaa mapped loopback", store.DNSRecordInput{Name: "m6", Type: "AAAA", Value: "::ffff:127.0.0.1"}, store.ErrInvalid, "value", ""},
+			{"aaaa multicast", store.DNSRecordInput{Name: "mc6", Type: "AAAA", Value: "ff02::1"}, store.ErrInvalid, "value", ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				rec, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, tc.in)
@@ -195,6 +208,69 @@ func TestDNSSnapshotSerial(t *testing.T) {
 		}
 		if z4 := snap(); z4.Serial <= z3.Serial || len(z4.Records) != 0 {
 			t.Fatalf("after delete: serial %d (before %d), records %v", z4.Serial, z3.Serial, z4.Records)
+		}
+	})
+}
+
+// TestDNSSnapshotSuspendedTenant withdraws a suspended tenant's records
+// and VM names from the zone and brings them back when it is unsuspended.
+func TestDNSSnapshotSuspendedTenant(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := setup(t, s, "parked")
+		other := setup(t, s, "stays")
+		if _, err := s.CreateDNSRecord(ctx, f.actor, f.tenant.ID, store.DNSRecordInput{Name: "www", Type: "A", Value: "192.0.2.80"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateDNSRecord(ctx, other.actor, other.tenant.ID, store.DNSRecordInput{Name: "www", Type: "A", Value: "192.0.2.81"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateSubnet(ctx, staff, store.SubnetInput{Name: "lan", CIDR: "10.21.0.0/24", Gateway: "10.21.0.1",
+			RangeStart: "10.21.0.10", RangeEnd: "10.21.0.20"}); err != nil {
+			t.Fatal(err)
+		}
+		vm, err := s.CreateVM(ctx, f.actor, f.tenant.ID, order(f, "db", "nano"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AllocateIP(ctx, vm.ID); err != nil {
+			t.Fatal(err)
+		}
+		slugs := func(z store.DNSZone) (recs, hosts []string) {
+			for _, r := range z.Records {
+				recs = append(recs, r.TenantSlug)
+			}
+			for _, h := range z.Hosts {
+				hosts = append(hosts, h.TenantSlug)
+			}
+			return recs, hosts
+		}
+		z0, err := s.DNSSnapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recs, hosts := slugs(z0); len(recs) != 2 || len(hosts) != 1 {
+			t.Fatalf("before suspension: records of %v, hosts of %v", recs, hosts)
+		}
+		if err := s.SuspendTenant(ctx, staff, f.tenant.ID, "unpaid"); err != nil {
+			t.Fatal(err)
+		}
+		z1, err := s.DNSSnapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recs, hosts := slugs(z1); z1.Serial <= z0.Serial || len(recs) != 1 || recs[0] != "stays" || len(hosts) != 0 {
+			t.Errorf("suspended: serial %d (was %d), records of %v, hosts of %v; want only the other tenant's record", z1.Serial, z0.Serial, recs, hosts)
+		}
+		if err := s.UnsuspendTenant(ctx, staff, f.tenant.ID); err != nil {
+			t.Fatal(err)
+		}
+		z2, err := s.DNSSnapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recs, hosts := slugs(z2); z2.Serial <= z1.Serial || len(recs) != 2 || len(hosts) != 1 {
+			t.Errorf("unsuspended: serial %d (was %d), records of %v, hosts of %v", z2.Serial, z1.Serial, recs, hosts)
 		}
 	})
 }

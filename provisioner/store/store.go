@@ -36,6 +36,8 @@ type Store struct {
 	// Placement chooses among the hosts a new VM fits on; the zero value
 	// spreads. Set it once, before the store is used.
 	Placement capacity.Strategy
+
+	reserved []string // tenant slugs kept for the region's services, beyond the built-in ones
 }
 
 // Open connects to the database named by url: a PostgreSQL URL or keyword

@@ -17,6 +17,9 @@ func (s *Store) SignUp(ctx context.Context, a Actor, tenantName, email, password
 	if err != nil {
 		return Tenant{}, User{}, err
 	}
+	if err := s.refuseReserved(name); err != nil {
+		return Tenant{}, User{}, err
+	}
 	email, err = NormalizeEmail(email)
 	if err != nil {
 		return Tenant{}, User{}, err
@@ -36,7 +39,7 @@ func (s *Store) SignUp(ctx context.Context, a Actor, tenantName, email, password
 		if err := tx.Where("id = 1").Take(&d).Error; err != nil {
 			return fmt.Errorf("load default quota: %w", err)
 		}
-		slug, err := freeSlug(tx, name)
+		slug, err := s.freeSlug(tx, name)
 		if err != nil {
 			return err
 		}
@@ -90,15 +93,15 @@ func slugify(name string) string {
 	return s
 }
 
-func freeSlug(tx *gorm.DB, name string) (string, error) {
+func (s *Store) freeSlug(tx *gorm.DB, name string) (string, error) {
 	base := slugify(name)
 	for i := 1; i < 1000; i++ {
 		slug := base
 		if i > 1 {
 			slug = fmt.Sprintf("%s-%d", base, i)
 		}
-		if slug == MachineSubzone {
-			continue // the staff subzone of bare-metal machines
+		if s.Reserved(slug) {
+			continue
 		}
 		var n int64
 		if err := tx.Model(&Tenant{}).Where("slug = ?", slug).Count(&n).Error; err != nil {
