@@ -485,7 +485,7 @@ func AdminTenant(v AdminTenantView) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, "<small>Suspended tenants cannot sign in or change resources.</small> <button type=\"submit\" class=\"secondary\" data-testid=\"admin-tenant-suspend\">Suspend tenant</button></form>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, "<small>Suspended tenants cannot sign in or change resources; their web sites, port forwards, SSH gateway sessions and DNS names stop within seconds. VMs and data are kept, and unsuspending restores everything.</small> <button type=\"submit\" class=\"secondary\" data-testid=\"admin-tenant-suspend\">Suspend tenant</button></form>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

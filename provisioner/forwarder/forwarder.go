@@ -62,7 +62,10 @@ type Forwarder struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every new table
-	conns   map[netip.Addr]int
+	// live holds, per VM, the cancel function of every connection (HTTP:
+	// request) open to it: their count is the per-VM cap, and a VM that
+	// appears in the table's Cut set has them all ended.
+	live map[netip.Addr]map[*context.CancelFunc]struct{}
 }
 
 // New validates cfg and returns a forwarder with an empty table; Serve
@@ -103,7 +106,7 @@ func New(cfg Config, src Routes, log *slog.Logger) (*Forwarder, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
-	f := &Forwarder{cfg: cfg, src: src, log: log, changed: make(chan struct{}), conns: map[netip.Addr]int{}}
+	f := &Forwarder{cfg: cfg, src: src, log: log, changed: make(chan struct{}), live: map[netip.Addr]map[*context.CancelFunc]struct{}{}}
 	f.table.Store(&store.Routes{Version: -1})
 	return f, nil
 }
@@ -122,12 +125,22 @@ func (f *Forwarder) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load forward routes: %w", err)
 	}
-	f.table.Store(&r)
 	f.mu.Lock()
+	f.table.Store(&r)
 	close(f.changed)
 	f.changed = make(chan struct{})
+	cut := 0
+	for vm := range r.Cut {
+		for cancel := range f.live[vm] {
+			(*cancel)()
+			cut++
+		}
+	}
 	f.mu.Unlock()
 	f.log.InfoContext(ctx, "forward routes loaded", "version", r.Version, "http", len(r.HTTP), "tls", len(r.TLS), "tcp", len(r.TCP))
+	if cut > 0 {
+		f.log.InfoContext(ctx, "connections to suspended tenants' vms ended", "connections", cut, "vms", len(r.Cut))
+	}
 	return nil
 }
 
@@ -166,23 +179,30 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	}
 }
 
-// acquire takes one of the VM's connection slots.
-func (f *Forwarder) acquire(vm netip.Addr) bool {
+// acquire takes one of the VM's connection slots. The connection runs on
+// the returned context, which ends when the VM's tenant is suspended;
+// release gives the slot back. It fails when the VM has no free slot or
+// is cut already.
+func (f *Forwarder) acquire(ctx context.Context, vm netip.Addr) (_ context.Context, release func(), ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.conns[vm] >= f.cfg.MaxConnsPerVM {
-		return false
+	if f.table.Load().Cut[vm] || len(f.live[vm]) >= f.cfg.MaxConnsPerVM {
+		return nil, nil, false
 	}
-	f.conns[vm]++
-	return true
-}
-
-func (f *Forwarder) release(vm netip.Addr) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.conns[vm]--; f.conns[vm] <= 0 {
-		delete(f.conns, vm)
+	ctx, cancel := context.WithCancel(ctx)
+	key := &cancel
+	if f.live[vm] == nil {
+		f.live[vm] = map[*context.CancelFunc]struct{}{}
 	}
+	f.live[vm][key] = struct{}{}
+	return ctx, func() {
+		cancel()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if delete(f.live[vm], key); len(f.live[vm]) == 0 {
+			delete(f.live, vm)
+		}
+	}, true
 }
 
 // hostName normalises a Host header or SNI name for lookup.

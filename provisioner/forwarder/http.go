@@ -66,15 +66,16 @@ func (h *HTTPFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Nothing answers to this name here. If this is your server, publish its web site (HTTP) in the Fibrix Cloud portal.")
 		return
 	}
-	if !h.f.acquire(target.Addr()) {
+	ctx, release, ok := h.f.acquire(r.Context(), target.Addr())
+	if !ok {
 		h.f.log.InfoContext(r.Context(), "http request refused: vm connection cap reached", "host", host, "client", r.RemoteAddr, "cap", h.f.cfg.MaxConnsPerVM)
 		w.Header().Set("Retry-After", "5")
 		page(w, http.StatusServiceUnavailable, "Too many connections to "+host, "This site is busy. Try again in a moment.")
 		return
 	}
-	defer h.f.release(target.Addr())
+	defer release()
 	h.f.log.DebugContext(r.Context(), "http request", "host", host, "client", r.RemoteAddr, "vm", target, "method", r.Method)
-	h.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, target)))
+	h.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, target)))
 }
 
 // Serve answers on ln until ctx ends, then lets requests in flight finish

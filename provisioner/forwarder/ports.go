@@ -106,11 +106,12 @@ func (p *ports) forward(ctx context.Context, port int, c net.Conn) {
 // enforces the per-VM connection cap.
 func (f *Forwarder) tcpForward(ctx context.Context, c net.Conn, target netip.AddrPort, first []byte, what string, route any) bool {
 	client := c.RemoteAddr().String()
-	if !f.acquire(target.Addr()) {
-		f.log.InfoContext(ctx, "connection refused: vm connection cap reached", what, route, "client", client, "vm", target.Addr(), "cap", f.cfg.MaxConnsPerVM)
+	ctx, release, ok := f.acquire(ctx, target.Addr())
+	if !ok {
+		f.log.InfoContext(ctx, "connection refused: vm connection cap reached or tenant suspended", what, route, "client", client, "vm", target.Addr(), "cap", f.cfg.MaxConnsPerVM)
 		return false
 	}
-	defer f.release(target.Addr())
+	defer release()
 	d := net.Dialer{Timeout: f.cfg.DialTimeout}
 	b, err := d.DialContext(ctx, "tcp", target.String())
 	if err != nil {

@@ -120,8 +120,22 @@ type session struct {
 	ip       string
 	tenantID string
 	slug     string
+	keyID    string
 	keyName  string
 	channels atomic.Int32
+	close    func()
+	ended    sync.Once
+}
+
+// end closes the connection for reason (the key was removed, the tenant
+// suspended): its relays end with it.
+func (ss *session) end(reason string) {
+	ss.ended.Do(func() {
+		ss.s.log.Info("gateway connection ended", "ip", ss.ip, "tenant", ss.slug, "key", ss.keyName, "reason", reason)
+		ss.s.audit(store.Actor{TenantID: ss.tenantID, IP: ss.ip}, ActionEnded,
+			&store.Target{Type: "ssh_key", ID: ss.keyID, Name: ss.keyName, TenantID: ss.tenantID}, store.ResultSuccess, reason)
+		ss.close()
+	})
 }
 
 func (s *Server) handle(ctx context.Context, c net.Conn, ip string) {
@@ -141,7 +155,16 @@ func (s *Server) handle(ctx context.Context, c net.Conn, ip string) {
 	_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 
 	p := sc.Permissions.Extensions
-	ss := &session{s: s, ip: ip, tenantID: p[extTenantID], slug: p[extTenantSlug], keyName: p[extKeyName]}
+	ss := &session{s: s, ip: ip, tenantID: p[extTenantID], slug: p[extTenantSlug], keyID: p[extKeyID], keyName: p[extKeyName],
+		close: func() { _ = sc.Close() }}
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, ss)
+		s.mu.Unlock()
+	}()
 	log := s.log.With("ip", ip, "tenant", ss.slug, "key", ss.keyName)
 	log.InfoContext(ctx, "gateway login", "client", string(sc.ClientVersion()))
 	s.audit(store.Actor{TenantID: ss.tenantID, IP: ip}, ActionLogin,

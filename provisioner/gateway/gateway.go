@@ -26,6 +26,7 @@ import (
 type Store interface {
 	GatewayAuth(ctx context.Context, tenantSlug, fingerprint string) (store.GatewayIdentity, error)
 	GatewayTarget(ctx context.Context, tenantID, host, zone string) (netip.Addr, string, error)
+	GatewayRevoked(ctx context.Context, keyIDs []string) (map[string]string, error)
 	RecordAudit(ctx context.Context, a store.Actor, action string, t *store.Target, result, detail string) error
 }
 
@@ -44,12 +45,16 @@ type Config struct {
 	DialTimeout                time.Duration // 5 s to reach a VM
 	HandshakeTimeout           time.Duration // 10 s from accept to signed in
 	TargetPort                 int           // 22: the only VM port a jump may reach
+	// Recheck is how often open connections are checked against their key
+	// and tenant: a removed key or a suspended tenant ends them; 2 s.
+	Recheck time.Duration
 }
 
 // Audit actions.
 const (
 	ActionLogin   = "gateway.login"
 	ActionChannel = "gateway.channel"
+	ActionEnded   = "gateway.disconnect"
 )
 
 // maxChannelsPerConn bounds the relays one signed-in connection may hold open.
@@ -70,6 +75,9 @@ type Server struct {
 	log     *slog.Logger
 	signer  ssh.Signer
 	limiter *limiter
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
 }
 
 // New checks the configuration and loads the host key.
@@ -108,12 +116,12 @@ func New(cfg Config, st Store, log *slog.Logger) (*Server, error) {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&cfg.IdleTimeout, time.Hour}, {&cfg.DialTimeout, 5 * time.Second}, {&cfg.HandshakeTimeout, 10 * time.Second}} {
+	}{{&cfg.IdleTimeout, time.Hour}, {&cfg.DialTimeout, 5 * time.Second}, {&cfg.HandshakeTimeout, 10 * time.Second}, {&cfg.Recheck, 2 * time.Second}} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
 	}
-	return &Server{cfg: cfg, st: st, log: log, signer: signer,
+	return &Server{cfg: cfg, st: st, log: log, signer: signer, sessions: map[*session]struct{}{},
 		limiter: newLimiter(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.AuthFailuresPerIPPerMinute, time.Minute)}, nil
 }
 
@@ -165,6 +173,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				return
 			case <-t.C:
 				s.limiter.sweep()
+			}
+		}
+	})
+	wg.Go(func() {
+		t := time.NewTicker(s.cfg.Recheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.recheck(ctx)
 			}
 		}
 	})
@@ -233,5 +253,38 @@ func (s *Server) audit(a store.Actor, action string, t *store.Target, result, de
 	defer cancel()
 	if err := s.st.RecordAudit(ctx, a, action, t, result, detail); err != nil {
 		s.log.Error("record gateway audit entry", "action", action, "err", err)
+	}
+}
+
+// recheck ends the open connections whose key was removed or whose tenant
+// was suspended since they signed in. A database that does not answer ends
+// nothing; the next round asks again.
+func (s *Server) recheck(ctx context.Context) {
+	s.mu.Lock()
+	byKey := map[string][]*session{}
+	for ss := range s.sessions {
+		byKey[ss.keyID] = append(byKey[ss.keyID], ss)
+	}
+	s.mu.Unlock()
+	if len(byKey) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(byKey))
+	for id := range byKey {
+		ids = append(ids, id)
+	}
+	qctx, cancel := context.WithTimeout(ctx, auditTimeout)
+	defer cancel()
+	revoked, err := s.st.GatewayRevoked(qctx, ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "gateway could not recheck open connections", "connections", len(ids), "err", err)
+		}
+		return
+	}
+	for id, reason := range revoked {
+		for _, ss := range byKey[id] {
+			ss.end(reason)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -444,5 +445,119 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("idle connection still open after 5 s")
+	}
+}
+
+// TestOpenConnectionsEnd holds a real OpenSSH session to the VM through the
+// gateway and shows it ends within seconds when staff suspend the tenant,
+// that sessions work again once the suspension is lifted, and that removing
+// the key a session signed in with ends that session too.
+func TestOpenConnectionsEnd(t *testing.T) {
+	l := newLab(t, gateway.Config{Recheck: 200 * time.Millisecond})
+	ctx := context.Background()
+	pemKey, err := os.ReadFile(l.keys["acme"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := l.st.GatewayAuth(ctx, "acme", ssh.FingerprintSHA256(signer.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	staff := store.Actor{Email: "staff@example.com"}
+
+	// open starts "ssh -J acme@gw web" running a long command, and waits
+	// until the VM has answered through it.
+	type held struct {
+		done   chan error
+		stderr *syncBuffer
+	}
+	open := func() held {
+		t.Helper()
+		cmd := exec.Command("ssh", "-F", l.config(t, "acme"), "-J", "acme@gw", "-p", l.vmPortArg(),
+			"root@web.acme.cloud.internal", "echo ready; sleep 120")
+		out, errb := &syncBuffer{}, &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		h := held{done: make(chan error, 1), stderr: errb}
+		go func() { h.done <- cmd.Wait() }()
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "ready"); time.Sleep(20 * time.Millisecond) {
+			select {
+			case err := <-h.done:
+				t.Fatalf("session ended before the VM answered: %v\n%s", err, errb)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the VM did not answer through the gateway:\n%s", errb)
+			}
+		}
+		return h
+	}
+	endsWithin := func(h held, what string) {
+		t.Helper()
+		select {
+		case <-h.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the open session outlived %s by 10 s", what)
+		}
+	}
+	lastAudit := func(action string) string {
+		t.Helper()
+		entries, _, err := l.st.ListAudit(ctx, store.AuditFilter{TenantID: id.TenantID}, store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Action == action {
+				return e.Detail
+			}
+		}
+		return ""
+	}
+
+	h := open()
+	started := time.Now()
+	if err := l.st.SuspendTenant(ctx, staff, id.TenantID, "unpaid invoice"); err != nil {
+		t.Fatal(err)
+	}
+	endsWithin(h, "the suspension")
+	t.Logf("session ended %v after the suspension", time.Since(started).Round(time.Millisecond))
+	if got := lastAudit(gateway.ActionEnded); !strings.Contains(got, "suspended: unpaid invoice") {
+		t.Errorf("disconnect audit detail %q", got)
+	}
+	if _, stderr, status := l.ssh(t, "acme", nil, "-J", "acme@gw", "-p", l.vmPortArg(), "root@web", "true"); status != 255 || !strings.Contains(stderr, "suspended") {
+		t.Errorf("suspended tenant signed in again: status %d\n%s", status, stderr)
+	}
+
+	if err := l.st.UnsuspendTenant(ctx, staff, id.TenantID); err != nil {
+		t.Fatal(err)
+	}
+	h = open()
+	// A connection whose key is still there and tenant active is left
+	// alone by the rechecks.
+	time.Sleep(time.Second)
+	select {
+	case err := <-h.done:
+		t.Fatalf("a good session ended: %v\n%s", err, h.stderr)
+	default:
+	}
+	owner, err := l.st.GetTenant(ctx, id.TenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started = time.Now()
+	if err := l.st.DeleteSSHKey(ctx, store.Actor{TenantID: owner.ID, Email: "acme@example.com"}, id.TenantID, id.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	endsWithin(h, "its key")
+	t.Logf("session ended %v after its key was removed", time.Since(started).Round(time.Millisecond))
+	if got := lastAudit(gateway.ActionEnded); !strings.Contains(got, "key was removed") {
+		t.Errorf("disconnect audit detail %q", got)
 	}
 }

@@ -121,6 +121,11 @@ func newLab(t testing.TB, cfg gateway.Config) *lab {
 	if _, err := os.Stat(sshd); err != nil {
 		sshd = need(t, "sshd", "openssh-server")
 	}
+	// sshd refuses to start without its privilege separation directory,
+	// which only the openssh-server service creates at boot.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatalf("sshd needs /run/sshd: %v (create it as root: install -d -m 0755 /run/sshd)", err)
+	}
 	ctx := context.Background()
 	l := &lab{dir: t.TempDir(), keys: map[string]string{}, logs: &syncBuffer{}, sshdLogs: &syncBuffer{}}
 
@@ -368,6 +373,10 @@ func (fakeStore) GatewayAuth(context.Context, string, string) (store.GatewayIden
 
 func (fakeStore) GatewayTarget(context.Context, string, string, string) (netip.Addr, string, error) {
 	return netip.Addr{}, "", store.ErrNotFound
+}
+
+func (fakeStore) GatewayRevoked(context.Context, []string) (map[string]string, error) {
+	return nil, nil
 }
 
 func (fakeStore) RecordAudit(context.Context, store.Actor, string, *store.Target, string, string) error {

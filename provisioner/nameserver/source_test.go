@@ -2,10 +2,12 @@ package nameserver_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -122,4 +124,71 @@ func TestStoreSourceMachines(t *testing.T) {
 	if got := ask("node-1.machines.cloud.internal.", dns.TypeA, wanSrc); got.Rcode != "NXDOMAIN" {
 		t.Errorf("wan A: %+v", got)
 	}
+}
+
+// TestSuspensionWithdrawsDNS runs the server on a real (SQLite) store and
+// asks it with dig: a suspended tenant's records leave DNS at the next
+// refresh, and come back when the suspension is lifted.
+func TestSuspensionWithdrawsDNS(t *testing.T) {
+	needTool(t, "dig", "bind9-dnsutils")
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "f.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ten, u, err := st.SignUp(ctx, store.Actor{}, "acme", "ops@example.com", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := store.Actor{UserID: u.ID, Email: u.Email, TenantID: ten.ID}
+	if _, err := st.CreateDNSRecord(ctx, a, ten.ID, store.DNSRecordInput{Name: "www", Type: "A", Value: "192.0.2.8"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig()
+	cfg.Refresh = 200 * time.Millisecond
+	srv, err := nameserver.New(cfg, nameserver.StoreSource(st), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, ln, err := nameserver.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, pc, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+	answers := func() bool {
+		return strings.Contains(digFlat(t, port, "www.acme.cloud.internal", "A"), "IN A 192.0.2.8")
+	}
+	within := func(what string, want bool) {
+		t.Helper()
+		start := time.Now()
+		for !time.Now().After(start.Add(10 * time.Second)) {
+			if answers() == want {
+				t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s: not within 10 s", what)
+	}
+	within("record served", true)
+	staff := store.Actor{Email: "staff@example.com"}
+	if err := st.SuspendTenant(ctx, staff, ten.ID, "unpaid invoice"); err != nil {
+		t.Fatal(err)
+	}
+	within("record withdrawn", false)
+	if out := digFlat(t, port, "www.acme.cloud.internal", "A"); !strings.Contains(out, "status: NXDOMAIN") {
+		t.Errorf("a suspended tenant's name: %s", out)
+	}
+	if err := st.UnsuspendTenant(ctx, staff, ten.ID); err != nil {
+		t.Fatal(err)
+	}
+	within("record restored", true)
 }

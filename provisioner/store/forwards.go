@@ -314,6 +314,9 @@ type Routes struct {
 	HTTP    map[string]netip.AddrPort // → VM:80, VMs that expose HTTP
 	TLS     map[string]TLSTarget      // → VM:443, VMs that expose HTTPS
 	TCP     map[int]netip.AddrPort    // public port → VM:target port
+	// Cut holds the addresses of VMs whose tenant is suspended: they
+	// have no routes, and connections already open to them end now.
+	Cut map[netip.Addr]bool
 }
 
 // vmMark fingerprints the VM rows cheaply: changes the lifecycle makes
@@ -369,7 +372,7 @@ func (s *Store) ForwardRoutes(ctx context.Context, zone string) (Routes, error) 
 	if err != nil {
 		return Routes{}, err
 	}
-	r := Routes{Version: v, HTTP: map[string]netip.AddrPort{}, TLS: map[string]TLSTarget{}, TCP: map[int]netip.AddrPort{}}
+	r := Routes{Version: v, HTTP: map[string]netip.AddrPort{}, TLS: map[string]TLSTarget{}, TCP: map[int]netip.AddrPort{}, Cut: map[netip.Addr]bool{}}
 	db := s.db.WithContext(ctx)
 	var vms []struct {
 		Slug, Name    string
@@ -381,7 +384,7 @@ func (s *Store) ForwardRoutes(ctx context.Context, zone string) (Routes, error) 
 	if err := db.Table("vms").
 		Select("tenants.slug AS slug, vms.name AS name, vms.ip AS ip, vms.expose_http AS expose_http, vms.expose_https AS expose_https, vms.proxy_protocol AS proxy_protocol").
 		Joins("JOIN tenants ON tenants.id = vms.tenant_id").
-		Where("vms.deleted_at IS NULL AND vms.state = ? AND vms.ip <> '' AND (vms.expose_http OR vms.expose_https)", VMRunning).
+		Where("vms.deleted_at IS NULL AND vms.state = ? AND vms.ip <> '' AND (vms.expose_http OR vms.expose_https) AND tenants.status = ?", VMRunning, TenantActive).
 		Scan(&vms).Error; err != nil {
 		return Routes{}, fmt.Errorf("load published vms: %w", err)
 	}
@@ -406,7 +409,8 @@ func (s *Store) ForwardRoutes(ctx context.Context, zone string) (Routes, error) 
 	if err := db.Table("port_forwards").
 		Select("port_forwards.public_port AS public_port, port_forwards.target_port AS target_port, vms.ip AS ip").
 		Joins("JOIN vms ON vms.id = port_forwards.vm_id").
-		Where("vms.deleted_at IS NULL AND vms.state = ? AND vms.ip <> '' AND port_forwards.protocol = ?", VMRunning, ProtocolTCP).
+		Joins("JOIN tenants ON tenants.id = vms.tenant_id").
+		Where("vms.deleted_at IS NULL AND vms.state = ? AND vms.ip <> '' AND port_forwards.protocol = ? AND tenants.status = ?", VMRunning, ProtocolTCP, TenantActive).
 		Scan(&fwds).Error; err != nil {
 		return Routes{}, fmt.Errorf("load port forwards: %w", err)
 	}
@@ -416,6 +420,17 @@ func (s *Store) ForwardRoutes(ctx context.Context, zone string) (Routes, error) 
 			continue
 		}
 		r.TCP[f.PublicPort] = netip.AddrPortFrom(ip, uint16(f.TargetPort))
+	}
+	var cut []string
+	if err := db.Table("vms").Joins("JOIN tenants ON tenants.id = vms.tenant_id").
+		Where("vms.deleted_at IS NULL AND vms.ip <> '' AND tenants.status <> ?", TenantActive).
+		Pluck("vms.ip", &cut).Error; err != nil {
+		return Routes{}, fmt.Errorf("load suspended vms: %w", err)
+	}
+	for _, a := range cut {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			r.Cut[ip] = true
+		}
 	}
 	return r, nil
 }

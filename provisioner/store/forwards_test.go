@@ -298,6 +298,7 @@ func TestForwardRoutes(t *testing.T) {
 				"api.acme.cloud.internal": {Addr: ap(api, 443), ProxyProtocol: true},
 			},
 			TCP: map[int]netip.AddrPort{20003: ap(db, 5432)},
+			Cut: map[netip.Addr]bool{},
 		}
 		cmpAddr := cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })
 		if diff := cmp.Diff(want, routes(), cmpAddr); diff != "" {
@@ -323,6 +324,31 @@ func TestForwardRoutes(t *testing.T) {
 		got := routes()
 		if _, ok := got.HTTP["web.acme.cloud.internal"]; ok || len(got.TLS) != 1 {
 			t.Errorf("stopped vm still routed: %+v", got)
+		}
+
+		// Suspending a tenant takes its routes out and lists its VMs
+		// for the forwarders to cut; lifting the suspension restores them.
+		staff := store.Actor{Email: "staff@example.com"}
+		if err := s.SuspendTenant(ctx, staff, other.tenant.ID, "unpaid invoice"); err != nil {
+			t.Fatal(err)
+		}
+		v3 := version()
+		if v3 <= v2 {
+			t.Fatalf("version %d after a suspension, was %d", v3, v2)
+		}
+		got = routes()
+		if _, ok := got.TCP[20003]; ok || !got.Cut[netip.MustParseAddr(db.IP)] || len(got.Cut) != 1 || len(got.TLS) != 1 {
+			t.Errorf("suspended tenant still routed or not cut: %+v", got)
+		}
+		if err := s.UnsuspendTenant(ctx, staff, other.tenant.ID); err != nil {
+			t.Fatal(err)
+		}
+		if v := version(); v <= v3 {
+			t.Fatalf("version %d after lifting a suspension, was %d", v, v3)
+		}
+		got = routes()
+		if got.TCP[20003] != ap(db, 5432) || len(got.Cut) != 0 {
+			t.Errorf("routes not restored after the suspension: %+v", got)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -120,4 +121,37 @@ func vmLabel(host, slug, zone string) (string, bool) {
 		return "", false
 	}
 	return host, true
+}
+
+// GatewayRevoked tells which of these keys no longer let their holders in:
+// the key was removed, or its tenant is suspended. It maps the id of each
+// such key to the reason; keys still good are absent. The gateway asks
+// every few seconds for the keys its open connections signed in with.
+func (s *Store) GatewayRevoked(ctx context.Context, keyIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	db := s.db.WithContext(ctx)
+	for chunk := range slices.Chunk(keyIDs, 500) {
+		var rows []struct {
+			KeyID, Status, SuspendReason string
+		}
+		if err := db.Table("ssh_keys").
+			Select("ssh_keys.id AS key_id, tenants.status AS status, tenants.suspend_reason AS suspend_reason").
+			Joins("JOIN tenants ON tenants.id = ssh_keys.tenant_id").
+			Where("ssh_keys.id IN ?", chunk).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("check gateway keys: %w", err)
+		}
+		found := make(map[string]bool, len(rows))
+		for _, r := range rows {
+			found[r.KeyID] = true
+			if err := ensureActive(Tenant{Status: r.Status, SuspendReason: r.SuspendReason}); err != nil {
+				out[r.KeyID] = err.Error()
+			}
+		}
+		for _, id := range chunk {
+			if !found[id] {
+				out[id] = "the SSH key was removed from the account"
+			}
+		}
+	}
+	return out, nil
 }

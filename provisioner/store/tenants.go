@@ -155,7 +155,10 @@ func (s *Store) ListTenants(ctx context.Context, search string, p Page) ([]Tenan
 	return out, int(total), nil
 }
 
-// SuspendTenant blocks a tenant from changing anything; running VMs are left alone.
+// SuspendTenant blocks a tenant from changing anything and ends its
+// sessions; its routes, port forwards, gateway connections and DNS names
+// are withdrawn by the forwarders, gateway and DNS servers at their next
+// poll. VMs keep running and no data is touched.
 func (s *Store) SuspendTenant(ctx context.Context, a Actor, id, reason string) error {
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
@@ -188,6 +191,11 @@ func (s *Store) setTenantStatus(ctx context.Context, a Actor, id, status, reason
 			return E(ErrInvalidTransition, "", "the tenant is already "+status)
 		}
 		if err := tx.Model(&Tenant{}).Where("id = ?", id).Updates(map[string]any{"status": status, "suspend_reason": reason}).Error; err != nil {
+			return err
+		}
+		// The forwarders drop or restore the tenant's routes, and cut
+		// its open connections, at their next poll.
+		if err := bumpForwardRoutes(tx); err != nil {
 			return err
 		}
 		if status == TenantSuspended {
