@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,9 +30,13 @@ func (s *Server) apiSignup(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	u, err := s.signup(c, req.Tenant, req.Email, req.Password, req.Password)
+	u, sent, err := s.signup(c, req.Tenant, req.Email, req.Password, req.Password)
 	if err != nil {
 		return err
+	}
+	if sent {
+		return c.Status(fiber.StatusAccepted).JSON(signupSentResponse{Status: "confirmation_sent",
+			Message: "we sent a message to " + req.Email + "; follow the link in it within 24 hours to finish creating your account"})
 	}
 	tok, exp, err := s.openSession(c, u, store.SessionAPI)
 	if err != nil {
@@ -149,4 +154,36 @@ func (s *Server) apiSessionList(c *fiber.Ctx) error {
 			LastSeenAt: x.LastSeenAt, ExpiresAt: x.ExpiresAt, Current: x.ID == id.SessionID})
 	}
 	return c.JSON(fiber.Map{"sessions": out})
+}
+
+// signupSentResponse answers a sign-up that waits for its email to be
+// confirmed; it reads the same whether the address has an account or not.
+type signupSentResponse struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+type signupConfirmRequest struct {
+	Token string `json:"token"`
+}
+
+// apiSignupConfirm finishes a sign-up with the token from the emailed link
+// and opens an API session for the new owner.
+func (s *Server) apiSignupConfirm(c *fiber.Ctx) error {
+	var req signupConfirmRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Token) == "" {
+		return store.E(store.ErrInvalid, "token", "give the token from the link in the email")
+	}
+	_, u, err := s.store.ConfirmSignUp(c.UserContext(), store.Actor{IP: c.IP()}, strings.TrimSpace(req.Token))
+	if err != nil {
+		return err
+	}
+	tok, exp, err := s.openSession(c, u, store.SessionAPI)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(sessionResponse{Token: tok, ExpiresAt: exp})
 }

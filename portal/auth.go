@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fibrixcloud/fibrix/portal/mailer"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -116,34 +117,78 @@ func (s *Server) auditAuth(ctx context.Context, c *fiber.Ctx, email, action, res
 	}
 }
 
-// signup creates a tenant and its owner under a per-address budget.
-func (s *Server) signup(c *fiber.Ctx, tenant, email, password, confirm string) (store.User, error) {
+// signup creates a tenant and its owner under a per-address budget. With a
+// mailer it creates nothing: sent is true and the link that finishes the
+// sign-up goes to the address (or, when the address has an account, a
+// notice does), so the answer never tells whether the address is known.
+func (s *Server) signup(c *fiber.Ctx, tenant, email, password, confirm string) (u store.User, sent bool, err error) {
 	key := "signup:ip:" + c.IP()
 	if blocked, _ := s.limiter.blocked(key, signupPerIP, signupWindow); blocked {
-		return store.User{}, &httpError{status: fiber.StatusTooManyRequests, code: "rate_limited",
+		return store.User{}, false, &httpError{status: fiber.StatusTooManyRequests, code: "rate_limited",
 			message: "too many sign-ups from your address; try again later", retryAfter: int(signupWindow.Seconds())}
 	}
 	if err := validPassword("password", password, email, emailLocal(email), tenant); err != nil {
-		return store.User{}, err
+		return store.User{}, false, err
 	}
 	if confirm != password {
-		return store.User{}, store.E(store.ErrInvalid, "password_confirm", "the passwords do not match")
+		return store.User{}, false, store.E(store.ErrInvalid, "password_confirm", "the passwords do not match")
 	}
+	// Hashed on every path, so that the time taken tells nothing either.
 	hash, err := s.hashPassword(password)
 	if err != nil {
-		return store.User{}, err
+		return store.User{}, false, err
 	}
-	_, u, err := s.store.SignUp(c.UserContext(), store.Actor{IP: c.IP()}, tenant, email, hash)
+	if s.cfg.Mailer != nil {
+		token, exists, err := s.store.RequestSignUp(c.UserContext(), store.Actor{IP: c.IP()}, tenant, email, hash)
+		if err != nil {
+			return store.User{}, false, err
+		}
+		s.limiter.fail(key, signupWindow)
+		if exists {
+			s.noteSignupForExisting(c, email)
+			s.sendMail(c, mailer.Message{To: email, Subject: "Someone tried to sign up with your email at Fibrix Cloud",
+				Text: "Hello,\n\nsomeone (perhaps you) tried to create a Fibrix Cloud account with this email, which already has one. " +
+					"No account was created.\n\nTo sign in, go to " + s.cfg.PublicURL + "/login\n\nIf this was not you, you need do nothing.\n"})
+		} else {
+			s.sendMail(c, mailer.Message{To: email, Subject: "Finish creating your Fibrix Cloud account",
+				Text: "Hello,\n\nto finish creating the Fibrix Cloud account for " + strings.Join(strings.Fields(tenant), " ") +
+					", follow this link within 24 hours:\n\n" + s.cfg.PublicURL + "/signup/confirm/" + token +
+					"\n\nIf you did not sign up, ignore this message: nothing is created without the link.\n"})
+		}
+		return store.User{}, true, nil
+	}
+	_, u, err = s.store.SignUp(c.UserContext(), store.Actor{IP: c.IP()}, tenant, email, hash)
 	if e, ok := store.AsError(err); ok && e.Kind == store.ErrConflict && e.Field == "email" {
 		s.limiter.fail(key, signupWindow)
 		s.noteSignupForExisting(c, email)
-		return store.User{}, store.E(store.ErrConflict, "email", "we could not create an account with this email; if you already have one, log in instead")
+		return store.User{}, false, store.E(store.ErrConflict, "email", "we could not create an account with this email; if you already have one, log in instead")
 	}
 	if err != nil {
-		return store.User{}, err
+		return store.User{}, false, err
 	}
 	s.limiter.fail(key, signupWindow)
-	return u, nil
+	return u, false, nil
+}
+
+// sendMail sends m in the background: the request neither waits for the
+// relay nor answers differently when it fails. Failures are logged with
+// the relay and the recipient's domain, never the message.
+func (s *Server) sendMail(c *fiber.Ctx, m mailer.Message) {
+	// Strings read from the request live in buffers the server reuses once
+	// the handler returns: the goroutine gets its own copies.
+	m = mailer.Message{To: strings.Clone(m.To), Subject: strings.Clone(m.Subject), Text: strings.Clone(m.Text)}
+	log := s.logger(c)
+	domain := m.To[strings.LastIndexByte(m.To, '@')+1:]
+	ctx := context.WithoutCancel(c.UserContext())
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := s.cfg.Mailer.Send(ctx, m); err != nil {
+			log.Error("email not sent", "to_domain", domain, "subject", m.Subject, "err", err)
+			return
+		}
+		log.Info("email sent", "to_domain", domain, "subject", m.Subject)
+	}()
 }
 
 // noteSignupForExisting tells the account's organisation, in its activity

@@ -84,7 +84,7 @@ func randomString(n int) string {
 // observe assigns a request id, logs the request once and counts it.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
-	rid := c.Get("X-Request-Id")
+	rid := strings.Clone(c.Get("X-Request-Id")) // outlives the request buffer in logs
 	if rid == "" || len(rid) > 64 || strings.ContainsFunc(rid, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 		rid = randomString(9)
 	}

@@ -77,6 +77,14 @@ type oaOp struct {
 	response oaObj // nil: no body
 	errors   []int
 	params   []oaObj
+	// also is a second success answer: its status, description and body.
+	also *oaAlt
+}
+
+type oaAlt struct {
+	status      int
+	description string
+	response    oaObj
 }
 
 func errorText(status int) string {
@@ -118,6 +126,9 @@ func (o oaOp) build() oaObj {
 		ok["content"] = oaJSON(o.response)
 	}
 	res[strconv.Itoa(o.status)] = ok
+	if o.also != nil {
+		res[strconv.Itoa(o.also.status)] = oaObj{"description": o.also.description, "content": oaJSON(o.also.response)}
+	}
 	errs := o.errors
 	if !o.public {
 		errs = append([]int{401}, errs...)
@@ -210,9 +221,11 @@ func openAPIDocument(version string) oaObj {
 		"Error": oaObject(oaObj{"error": oaObject(oaObj{
 			"code": oaString(), "message": oaString(), "field": oaString(), "request_id": oaString(),
 		}, "field", "request_id")}),
-		"Signup":  oaObject(oaObj{"tenant": oaString(), "email": oaString(), "password": oaString()}),
-		"Login":   oaObject(oaObj{"email": oaString(), "password": oaString()}),
-		"Session": oaObject(oaObj{"token": oaString(), "expires_at": oaTime()}),
+		"Signup":        oaObject(oaObj{"tenant": oaString(), "email": oaString(), "password": oaString()}),
+		"Login":         oaObject(oaObj{"email": oaString(), "password": oaString()}),
+		"SignupSent":    oaObject(oaObj{"status": oaString(), "message": oaString()}),
+		"SignupConfirm": oaObject(oaObj{"token": oaString()}),
+		"Session":       oaObject(oaObj{"token": oaString(), "expires_at": oaTime()}),
 		"SessionInfo": oaObject(oaObj{"id": oaString(), "kind": oaEnum("web", "api"), "ip": oaString(), "user_agent": oaString(),
 			"created_at": oaTime(), "last_seen_at": oaTime(), "expires_at": oaTime(), "current": oaBool()}),
 		"SessionList": oaObject(oaObj{"sessions": oaArray(oaRef("SessionInfo"))}),
@@ -330,8 +343,12 @@ func openAPIDocument(version string) oaObj {
 	}
 	paths := map[string]map[string]oaOp{
 		"/openapi.json": {"get": {summary: "This document", tag: "meta", public: true, status: 200, response: oaObj{"type": "object"}}},
-		"/auth/signup": {"post": {summary: "Create an organisation and its owner; returns a session token", tag: "auth", public: true,
-			body: "Signup", status: 201, response: oaRef("Session"), errors: []int{409, 429}}},
+		"/auth/signup": {"post": {summary: "Create an organisation and its owner; returns a session token. When the portal sends email " +
+			"(--smtp-url), nothing is created yet: the answer is 202 whether or not the email has an account, and the link sent to it finishes the sign-up",
+			tag: "auth", public: true, body: "Signup", status: 201, response: oaRef("Session"), errors: []int{409, 429},
+			also: &oaAlt{202, "A confirmation link was sent to the email (or, if it has an account, a notice).", oaRef("SignupSent")}}},
+		"/auth/signup/confirm": {"post": {summary: "Finish a sign-up with the token from the emailed link (…/signup/confirm/{token}); returns a session token",
+			tag: "auth", public: true, body: "SignupConfirm", status: 201, response: oaRef("Session"), errors: []int{404, 409}}},
 		"/auth/login": {"post": {summary: "Exchange email and password for a session token", tag: "auth", public: true,
 			body: "Login", status: 200, response: oaRef("Session"), errors: []int{401, 429}}},
 		"/auth/logout": {"post": {summary: "End the session this token belongs to", tag: "auth", status: 204, errors: []int{401, 422}}},

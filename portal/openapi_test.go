@@ -96,7 +96,7 @@ func keysOf(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
 func TestOpenAPIMatchesResponses(t *testing.T) {
 	e := newEnv(t)
 	doc := fetchOpenAPI(t, e)
-	cust := e.customer("Docs", "d@docs.example")
+	cust := e.customer("Docsmith", "d@docs.example")
 	admin := e.staff(store.RoleAdmin)
 	e.image("debian-12")
 	key := e.addKey(cust, "laptop")

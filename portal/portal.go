@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/fibrixcloud/fibrix/portal/mailer"
 	"github.com/fibrixcloud/fibrix/provisioner/secret"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
@@ -46,6 +47,11 @@ type Config struct {
 	GatewayAddress string
 	// PublicAddress is the ISP's public address, shown with port forwards.
 	PublicAddress string
+	// Mailer sends email. With one, a sign-up finishes only from the link
+	// sent to its address, and every sign-up answers the same whether the
+	// address has an account or not; without one, sign-up creates the
+	// account at once.
+	Mailer mailer.Sender
 }
 
 // Validate fills defaults and refuses nonsense.

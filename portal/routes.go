@@ -45,6 +45,8 @@ func (s *Server) routes() *fiber.App {
 	app.Post("/login", s.webLogin)
 	app.Get("/signup", s.webSignupForm)
 	app.Post("/signup", s.webSignup)
+	app.Get("/signup/confirm/:token", s.webSignupConfirmForm)
+	app.Post("/signup/confirm/:token", s.webSignupConfirm)
 	app.Post("/logout", s.webLogout)
 	app.Get("/invite/:token", s.webInviteForm)
 	app.Post("/invite/:token", s.webInviteAccept)
@@ -130,6 +132,7 @@ func (s *Server) routes() *fiber.App {
 	api := apiPrefix
 	app.Get(api+"/openapi.json", s.apiOpenAPI)
 	app.Post(api+"/auth/signup", s.apiSignup)
+	app.Post(api+"/auth/signup/confirm", s.apiSignupConfirm)
 	app.Post(api+"/auth/login", s.apiLogin)
 	app.Post(api+"/auth/logout", signedIn, s.apiLogout)
 	app.Get(api+"/auth/sessions", signedIn, s.apiSessionList)

@@ -123,7 +123,7 @@ func TestLogoutEndsCopiedSession(t *testing.T) {
 	}
 
 	// API session tokens end the same way.
-	tok := e.customer("Api", "a@api.example")
+	tok := e.customer("Apiary", "a@api.example")
 	e.want(http.StatusOK, "GET", "/api/v1/account", tok, nil)
 	e.want(http.StatusNoContent, "POST", "/api/v1/auth/logout", tok, nil)
 	e.wantErr(http.StatusUnauthorized, "unauthenticated", "", "GET", "/api/v1/account", tok, nil)

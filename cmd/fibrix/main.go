@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fibrixcloud/fibrix/portal"
+	"github.com/fibrixcloud/fibrix/portal/mailer"
 	"github.com/fibrixcloud/fibrix/provisioner/capacity"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
@@ -197,6 +198,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	publicAddress := fs.String("public-address", "127.0.0.1", "the ISP's public address, where customers' port forwards are reached")
 	gatewayListen := fs.String("ssh-gateway-listen", "127.0.0.1:2222", "address of the SSH gateway customers jump through to their VMs (empty: off)")
 	bootstrap := fs.String("bootstrap-email", "admin@fibrix.local", "email of the staff account created on first start")
+	smtpURL := fs.String("smtp-url", "", "SMTP relay for the portal's email, smtp://[user:password@]host[:port] (STARTTLS) or smtps://…; with it, sign-ups finish from an emailed link (prefer FIBRIX_SMTP_URL: flags show in ps)")
+	mailFrom := fs.String("mail-from", "", "From address of the portal's email (default: Fibrix Cloud <noreply@<public-url host>>)")
 	reservedNames := fs.String("reserved-names", "", "more names tenants may not take as their DNS label, comma-separated (ns1, www, admin, mail and other service names always are)")
 	if err := applyEnv(fs); err != nil {
 		return err
@@ -265,7 +268,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if run["portal"] {
 		if err := startPortal(gctx, g, st, portalOptions{listen: *listen, publicURL: *publicURL, secure: *secure,
 			trustProxy: *trustProxy, sessionTTL: *sessionTTL, zone: *zone, bootstrap: *bootstrap,
-			gatewayAddress: *gatewayPublic, publicAddress: *publicAddress, forwardMin: fwdMin, forwardMax: fwdMax}, stdout, log); err != nil {
+			gatewayAddress: *gatewayPublic, publicAddress: *publicAddress, forwardMin: fwdMin, forwardMax: fwdMax,
+			smtpURL: *smtpURL, mailFrom: *mailFrom}, stdout, log); err != nil {
 			stop()
 			_ = g.Wait()
 			return err
@@ -361,6 +365,7 @@ type portalOptions struct {
 	// What customers are told: where the gateway and their forwards are.
 	gatewayAddress, publicAddress string
 	forwardMin, forwardMax        int
+	smtpURL, mailFrom             string
 }
 
 // startPortal opens the portal's listener, makes sure a staff account
@@ -374,9 +379,29 @@ func startPortal(ctx context.Context, g *errgroup.Group, st *store.Store, o port
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
-	srv, err := portal.New(ctx, portal.Config{PublicURL: strings.TrimRight(base, "/"), SecureCookies: o.secure,
+	cfg := portal.Config{PublicURL: strings.TrimRight(base, "/"), SecureCookies: o.secure,
 		SessionTTL: o.sessionTTL, TrustProxy: o.trustProxy, Version: version, Zone: o.zone,
-		GatewayAddress: o.gatewayAddress, PublicAddress: o.publicAddress, ForwardPortMin: o.forwardMin, ForwardPortMax: o.forwardMax}, st, log)
+		GatewayAddress: o.gatewayAddress, PublicAddress: o.publicAddress, ForwardPortMin: o.forwardMin, ForwardPortMax: o.forwardMax}
+	if o.smtpURL != "" {
+		from := o.mailFrom
+		if from == "" {
+			host := "localhost"
+			if u, err := url.Parse(base); err == nil && u.Hostname() != "" && net.ParseIP(u.Hostname()) == nil {
+				host = u.Hostname()
+			}
+			from = "Fibrix Cloud <noreply@" + host + ">"
+		}
+		m, err := mailer.Parse(o.smtpURL, from)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--smtp-url: %w", err)
+		}
+		cfg.Mailer = m
+		log.Info("portal email on: sign-ups finish from an emailed link", "relay", m.String(), "from", from)
+	} else {
+		log.Warn("portal email off (--smtp-url): sign-up creates accounts at once and so tells visitors whether an email already has an account")
+	}
+	srv, err := portal.New(ctx, cfg, st, log)
 	if err != nil {
 		ln.Close()
 		return err

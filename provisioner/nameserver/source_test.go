@@ -19,19 +19,7 @@ import (
 // sees the serial move when the tenant adds one.
 func TestStoreSource(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "f.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ten, u, err := st.SignUp(ctx, store.Actor{}, "acme", "ops@example.com", "h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := store.Actor{UserID: u.ID, Email: u.Email, TenantID: ten.ID}
+	st, ten, a := storeWithTenant(t)
 	if _, err := st.CreateDNSRecord(ctx, a, ten.ID, store.DNSRecordInput{Name: "@", Type: "MX", Value: "mail.example.com", Priority: 5}); err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +66,7 @@ func TestStoreSource(t *testing.T) {
 // reserved address, to the LAN only.
 func TestStoreSourceMachines(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "f.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	staff := store.Actor{Email: "ops@isp.example"}
 	if _, err := st.EnlistMachine(ctx, staff, store.MachineInput{Name: "node-1", MACs: []string{"52:54:00:dd:00:01"}}); err != nil {
 		t.Fatal(err)
@@ -132,19 +113,7 @@ func TestStoreSourceMachines(t *testing.T) {
 func TestSuspensionWithdrawsDNS(t *testing.T) {
 	needTool(t, "dig", "bind9-dnsutils")
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "f.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ten, u, err := st.SignUp(ctx, store.Actor{}, "acme", "ops@example.com", "h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := store.Actor{UserID: u.ID, Email: u.Email, TenantID: ten.ID}
+	st, ten, a := storeWithTenant(t)
 	if _, err := st.CreateDNSRecord(ctx, a, ten.ID, store.DNSRecordInput{Name: "www", Type: "A", Value: "192.0.2.8"}); err != nil {
 		t.Fatal(err)
 	}
@@ -191,4 +160,30 @@ func TestSuspensionWithdrawsDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	within("record restored", true)
+}
+
+// openStore is a migrated SQLite store for one test.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "f.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// storeWithTenant is openStore with the tenant acme and its owner.
+func storeWithTenant(t *testing.T) (*store.Store, store.Tenant, store.Actor) {
+	t.Helper()
+	st := openStore(t)
+	ten, u, err := st.SignUp(context.Background(), store.Actor{}, "acme", "ops@example.com", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, ten, store.Actor{UserID: u.ID, Email: u.Email, TenantID: ten.ID}
 }

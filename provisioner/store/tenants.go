@@ -13,6 +13,12 @@ import (
 
 // SignUp creates a tenant and its first owner in one transaction.
 func (s *Store) SignUp(ctx context.Context, a Actor, tenantName, email, passwordHash string) (Tenant, User, error) {
+	return s.signUp(ctx, a, tenantName, email, passwordHash, nil)
+}
+
+// signUp creates the tenant and its owner; first, when given, runs at the
+// start of the same transaction.
+func (s *Store) signUp(ctx context.Context, a Actor, tenantName, email, passwordHash string, first func(tx *gorm.DB) error) (Tenant, User, error) {
 	name, err := validTenantName(tenantName)
 	if err != nil {
 		return Tenant{}, User{}, err
@@ -29,6 +35,11 @@ func (s *Store) SignUp(ctx context.Context, a Actor, tenantName, email, password
 	t := &Target{Type: "tenant", Name: name}
 	a.Email = email
 	err = s.change(ctx, a, "tenant.signup", t, func(tx *gorm.DB) error {
+		if first != nil {
+			if err := first(tx); err != nil {
+				return err
+			}
+		}
 		if err := emailFree(tx, email); err != nil {
 			return err
 		}
