@@ -38,6 +38,7 @@ type provisionerFlags struct {
 	shutdown       time.Duration
 	anySource      bool
 	consoleLogDir  string
+	metering       time.Duration
 }
 
 func (p *provisionerFlags) register(fs *flag.FlagSet) {
@@ -50,12 +51,16 @@ func (p *provisionerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&p.watch, "watch-interval", 30*time.Second, "how often a running VM is compared with its domain")
 	fs.DurationVar(&p.shutdown, "shutdown-timeout", time.Minute, "how long a guest may take to power off before it is forced")
 	fs.StringVar(&p.consoleLogDir, "console-log-dir", "/var/log/libvirt/qemu", "directory on the VM hosts for each VM's serial console log (empty: none)")
+	fs.DurationVar(&p.metering, "metering-interval", 15*time.Minute, "how often usage records are turned into billed hours and amounts")
 	fs.BoolVar(&p.anySource, "metadata-any-source", false, "serve metadata to any source address (only when guests reach it through NAT)")
 }
 
 // startProvisioner runs the work engine, host discovery and the metadata
 // service in g.
 func startProvisioner(ctx context.Context, g *errgroup.Group, st *store.Store, p provisionerFlags, dataDir, zone string, log *slog.Logger) error {
+	if p.metering < time.Minute {
+		return fmt.Errorf("--metering-interval %s: at least 1m", p.metering)
+	}
 	if p.consoleLogDir != "" {
 		if !path.IsAbs(p.consoleLogDir) {
 			return fmt.Errorf("--console-log-dir %q: want an absolute path on the VM hosts (or empty for none)", p.consoleLogDir)
@@ -98,6 +103,7 @@ func startProvisioner(ctx context.Context, g *errgroup.Group, st *store.Store, p
 	g.Go(func() error { return md.Serve(ctx, ln) })
 	g.Go(func() error { return eng.Serve(ctx) })
 	g.Go(func() error { return disc.Serve(ctx) })
+	g.Go(func() error { return meterLoop(ctx, st, p.metering, log.With("component", "metering")) })
 	log.Info("provisioner running", "metadata", mdURL, "workers", p.workers, "domain_type", p.domainType, "ssh_public_key", pub)
 	return nil
 }

@@ -209,6 +209,10 @@ func (s *Store) CreatePortForward(ctx context.Context, a Actor, tenantID string,
 		}
 		pf.VMName = vm.Name
 		target.ID, target.Name = pf.ID, fmt.Sprintf("%d → %s:%d", pf.PublicPort, vm.Name, pf.TargetPort)
+		if err := meter(tx, s.now(), UsageRecord{TenantID: tenantID, ResourceKind: ResourcePortForward, ResourceID: pf.ID,
+			ResourceName: fmt.Sprintf("port %d → %s:%d", pf.PublicPort, vm.Name, pf.TargetPort), Item: ItemPortForward}, UsageActive); err != nil {
+			return err
+		}
 		return bumpForwardRoutes(tx)
 	})
 	return pf, err
@@ -294,6 +298,9 @@ func (s *Store) DeletePortForward(ctx context.Context, a Actor, tenantID, id str
 		}
 		if res.RowsAffected != 1 {
 			return notFound("port forward")
+		}
+		if err := meter(tx, s.now(), UsageRecord{ResourceKind: ResourcePortForward, ResourceID: id}, ""); err != nil {
+			return err
 		}
 		return bumpForwardRoutes(tx)
 	})

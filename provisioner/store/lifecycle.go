@@ -3,21 +3,30 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"gorm.io/gorm"
 )
 
 // updateLeased changes a VM the caller holds the lease on; losing the lease
 // is a conflict, so a worker that was presumed dead cannot overwrite the
 // work of the one that took over.
+// A state change records the usage it starts or ends in the same
+// transaction, so a crash never loses or doubles billed time.
 func (s *Store) updateLeased(ctx context.Context, vmID, owner string, upd map[string]any) error {
 	upd["updated_at"] = now()
-	res := s.db.WithContext(ctx).Model(&VM{}).Where("id = ? AND lease_owner = ?", vmID, owner).UpdateColumns(upd)
-	if res.Error != nil {
-		return fmt.Errorf("update vm %s: %w", vmID, res.Error)
-	}
-	if res.RowsAffected != 1 {
-		return E(ErrConflict, "", "lease lost")
-	}
-	return nil
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&VM{}).Where("id = ? AND lease_owner = ?", vmID, owner).UpdateColumns(upd)
+		if res.Error != nil {
+			return fmt.Errorf("update vm %s: %w", vmID, res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return E(ErrConflict, "", "lease lost")
+		}
+		if state, ok := upd["state"].(string); ok {
+			return s.meterVMState(tx, vmID, state)
+		}
+		return nil
+	})
 }
 
 // SetVMState records the state the provisioner observed; message, when not

@@ -5,19 +5,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/google/go-cmp/cmp"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"github.com/fibrixcloud/fibrix/provisioner/pgtest"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -26,18 +22,7 @@ import (
 // the provisioner so these tests do not depend on them.
 func eachDBRaw(t *testing.T, fn func(t *testing.T, s *store.Store, raw *gorm.DB)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		path := filepath.Join(t.TempDir(), "fibrix.db")
-		s := openStore(t, path)
-		fn(t, s, rawDB(t, sqlite.Open("file:"+path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		dsn := pgtest.DSN(t)
-		s := openStore(t, dsn)
-		fn(t, s, rawDB(t, postgres.Open(dsn)))
-	})
+	eachDBURL(t, func(t *testing.T, s *store.Store, _ string, raw *gorm.DB) { fn(t, s, raw) })
 }
 
 func rawDB(t *testing.T, d gorm.Dialector) *gorm.DB {

@@ -38,6 +38,20 @@ type Store struct {
 	Placement capacity.Strategy
 
 	reserved []string // tenant slugs kept for the region's services, beyond the built-in ones
+
+	clock func() time.Time // billing's clock; nil is the wall clock
+}
+
+// SetClock makes billing (usage records, metering, invoices) read time from
+// clock, for tests and for replaying a period. Set it before use.
+func (s *Store) SetClock(clock func() time.Time) { s.clock = clock }
+
+// now is billing's time: the store's clock, in UTC to the microsecond.
+func (s *Store) now() time.Time {
+	if s.clock == nil {
+		return now()
+	}
+	return s.clock().UTC().Truncate(time.Microsecond)
 }
 
 // Open connects to the database named by url: a PostgreSQL URL or keyword
