@@ -71,6 +71,8 @@ func classify(err error) *httpError {
 			he.status, he.code = fiber.StatusUnprocessableEntity, "invalid"
 		case errors.Is(e, store.ErrQuota):
 			he.status, he.code = fiber.StatusUnprocessableEntity, "quota_exceeded"
+		case errors.Is(e, store.ErrCreditLimit):
+			he.status, he.code = fiber.StatusPaymentRequired, "credit_limit"
 		case errors.Is(e, store.ErrNoCapacity):
 			he.status, he.code = fiber.StatusUnprocessableEntity, "no_capacity"
 		case errors.Is(e, store.ErrConflict):

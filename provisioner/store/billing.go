@@ -33,10 +33,17 @@ const (
 
 // BillingSettings is the ISP's one set of billing settings.
 type BillingSettings struct {
-	ID        int
-	Currency  string
-	VATBP     int `gorm:"column:vat_bp"` // basis points: 2100 is 21.00 %
-	UpdatedAt time.Time
+	ID       int
+	Currency string
+	VATBP    int `gorm:"column:vat_bp"` // basis points: 2100 is 21.00 %
+	// InvoicePrefix starts every invoice and credit note number
+	// ("FX-000042"); NextNumber is the next one, without gaps.
+	InvoicePrefix string
+	NextNumber    int64
+	// DefaultCreditLimitMinor applies to tenants without a limit of their
+	// own; nil: no limit.
+	DefaultCreditLimitMinor *int64
+	UpdatedAt               time.Time
 }
 
 // TableName keeps the table name plain.

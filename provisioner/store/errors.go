@@ -15,6 +15,7 @@ var (
 	ErrInvalidTransition = errors.New("invalid transition")
 	ErrSuspended         = errors.New("tenant suspended")
 	ErrForbidden         = errors.New("forbidden")
+	ErrCreditLimit       = errors.New("over the credit limit")
 )
 
 // Error is a classified error whose message is safe to show to the person

@@ -198,6 +198,9 @@ func (s *Store) CreatePortForward(ctx context.Context, a Actor, tenantID string,
 		if n >= ten.QuotaPortForwards {
 			return E(ErrQuota, "", fmt.Sprintf("your quota allows %d port forwards and all are in use", ten.QuotaPortForwards))
 		}
+		if err := s.checkCredit(tx, tenantID, ItemPortForward); err != nil {
+			return err
+		}
 		pf = PortForward{TenantID: tenantID, VMID: vm.ID, TargetPort: in.TargetPort, Protocol: ProtocolTCP, CreatedBy: a.Email}
 		if in.PublicPort != 0 {
 			pf.PublicPort = in.PublicPort

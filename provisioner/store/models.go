@@ -31,8 +31,11 @@ type Tenant struct {
 	QuotaDiskGiB      int64 `gorm:"column:quota_disk_gib"`
 	QuotaSSHKeys      int64 `gorm:"column:quota_ssh_keys"`
 	QuotaPortForwards int64
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// CreditLimitMinor is how far below zero the balance may go before
+	// orders are refused; nil: the ISP's default (none unless set).
+	CreditLimitMinor *int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Quota returns the tenant's limits.

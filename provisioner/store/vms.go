@@ -99,6 +99,9 @@ func (s *Store) CreateVM(ctx context.Context, a Actor, tenantID string, o VMOrde
 			}
 			return err
 		}
+		if err := s.checkCredit(tx, tenantID, PlanItem(plan.ID)); err != nil {
+			return err
+		}
 		var img Image
 		if err := tx.Where("(id = ? OR name = ?) AND enabled = ? AND kind = ?", o.Image, o.Image, true, ImageVM).Take(&img).Error; err != nil {
 			if errIsNotFound(err) {
