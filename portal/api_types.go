@@ -62,6 +62,8 @@ type planJSON struct {
 	DiskGiB   int64  `json:"disk_gib"`
 	Fits      bool   `json:"fits"`
 	Reason    string `json:"reason,omitempty"`
+	// Price is the plan's current price; null when it has none.
+	Price *priceJSON `json:"price"`
 }
 
 type imageJSON struct {

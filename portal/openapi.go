@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
 // The OpenAPI 3.0.3 description of /api/v1, built in Go so that it changes
@@ -79,6 +81,8 @@ type oaOp struct {
 	params   []oaObj
 	// also is a second success answer: its status, description and body.
 	also *oaAlt
+	// media is the success answer's type when it is not JSON (CSV, PDF).
+	media string
 }
 
 type oaAlt struct {
@@ -124,6 +128,9 @@ func (o oaOp) build() oaObj {
 	ok := oaObj{"description": "Success."}
 	if o.response != nil {
 		ok["content"] = oaJSON(o.response)
+	}
+	if o.media != "" {
+		ok["content"] = oaObj{o.media: oaObj{"schema": oaObj{"type": "string", "format": "binary"}}}
 	}
 	res[strconv.Itoa(o.status)] = ok
 	if o.also != nil {
@@ -241,9 +248,40 @@ func openAPIDocument(version string) oaObj {
 			"fingerprint": oaString(), "public_key": oaString(), "comment": oaString(), "created_by": oaString(), "created_at": oaTime()}),
 		"SSHKeyCreate": oaObject(oaObj{"name": oaString(), "public_key": oaObj{"type": "string", "description": "OpenSSH authorized_keys line"}}, "name"),
 		"Plan": oaObject(oaObj{"id": oaString(), "name": oaString(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(),
-			"fits": oaBool(), "reason": oaObj{"type": "string", "description": "why the plan does not fit the quota; absent when it fits"}}, "reason"),
-		"Image": oaObject(oaObj{"id": oaString(), "name": oaString(), "os": oaString(), "version": oaString()}),
-		"VM":    oaObject(vm),
+			"fits": oaBool(), "reason": oaObj{"type": "string", "description": "why the plan does not fit the quota; absent when it fits"},
+			"price": oaObj{"allOf": []oaObj{oaRef("Price")}, "nullable": true, "description": "the current price; null when the plan has none"}}, "reason"),
+		"Price": oaObject(oaObj{"currency": oaString(), "hourly": oaObj{"type": "string", "description": "per started hour, e.g. 0.006"},
+			"monthly_cap":        oaObj{"type": "string", "description": "at most this a month, e.g. 4.00; empty when uncapped"},
+			"bills_when_stopped": oaBool(), "effective_from": oaTime()}),
+		"AdminPrice": oaObject(oaObj{"id": oaString(), "item": oaString(), "currency": oaString(), "hourly": oaString(), "monthly_cap": oaString(),
+			"bills_when_stopped": oaBool(), "effective_from": oaTime()}),
+		"PriceCreate": oaObject(oaObj{"item": oaString(), "hourly": oaString(), "monthly_cap": oaString(), "bills_when_stopped": oaBool(),
+			"effective_from": oaTime()}, "monthly_cap", "bills_when_stopped", "effective_from"),
+		"BillingSettings": oaObject(oaObj{"currency": oaString(), "vat_rate": oaString(), "default_credit_limit": oaObj{"type": "string", "nullable": true},
+			"next_invoice_number": oaInt(), "invoice_prefix": oaString()}),
+		"BillingSettingsUpdate": oaObject(oaObj{"currency": oaString(), "vat_rate": oaString()}),
+		"Balance": oaObject(oaObj{"balance": oaString(), "paid": oaString(), "credited": oaString(), "invoiced": oaString(), "unbilled": oaString(),
+			"credit_limit": oaObj{"type": "string", "nullable": true}, "overdue": oaBool()}),
+		"UsageLine": oaObject(oaObj{"resource_kind": oaEnum(store.ResourceVM, store.ResourcePortForward), "resource_id": oaString(),
+			"resource_name": oaString(), "hours": oaInt(), "amount": oaString()}),
+		"Usage": oaObject(oaObj{"month": oaString(), "currency": oaString(), "metered_until": oaTimeNull(), "lines": oaArray(oaRef("UsageLine")),
+			"subtotal": oaString(), "forecast": oaString(), "vat_rate": oaString(), "balance": oaRef("Balance")}),
+		"InvoiceLine": oaObject(oaObj{"description": oaString(), "hours": oaInt(), "unit_price": oaString(), "amount": oaString()}),
+		"Invoice": oaObject(oaObj{"id": oaString(), "number": oaString(), "kind": oaEnum(store.InvoiceKind, store.CreditNoteKind),
+			"tenant_id": oaString(), "tenant_name": oaString(), "month": oaString(), "currency": oaString(), "subtotal": oaString(),
+			"vat_rate": oaString(), "vat": oaString(), "total": oaString(), "credits_invoice_id": oaString(), "reason": oaString(),
+			"issued_at": oaTime(), "lines": oaArray(oaRef("InvoiceLine"))}, "credits_invoice_id", "reason", "lines"),
+		"InvoiceIssue":       oaObject(oaObj{"month": oaString(), "tenant_id": oaString()}, "tenant_id"),
+		"InvoiceIssueReport": oaObject(oaObj{"month": oaString(), "issued": oaInt(), "already_invoiced": oaInt(), "nothing_to_bill": oaInt(), "total": oaString()}),
+		"CreditNoteCreate":   oaObject(oaObj{"amount": oaString(), "reason": oaString()}),
+		"PaymentCreate":      oaObject(oaObj{"kind": oaEnum(store.PaymentKind, store.CreditKind), "amount": oaString(), "reference": oaString(), "note": oaString()}, "reference", "note"),
+		"Payment": oaObject(oaObj{"id": oaString(), "kind": oaString(), "amount": oaString(), "reference": oaString(), "note": oaString(),
+			"recorded_by": oaString(), "recorded_at": oaTime()}),
+		"TenantBilling": oaObject(oaObj{"balance": oaRef("Balance"), "payments": oaArray(oaRef("Payment"))}),
+		"CreditLimit":   oaObject(oaObj{"credit_limit": oaObj{"type": "string", "nullable": true}}),
+		"Overdue":       oaObject(oaObj{"tenant_id": oaString(), "name": oaString(), "balance": oaRef("Balance")}),
+		"Image":         oaObject(oaObj{"id": oaString(), "name": oaString(), "os": oaString(), "version": oaString()}),
+		"VM":            oaObject(vm),
 		"VMDetail": oaObject(oaMerge(vm, oaObj{
 			"timeline": oaArray(oaRef("Step")), "operations": oaArray(oaRef("Operation")),
 		})),
@@ -395,6 +433,40 @@ func openAPIDocument(version string) oaObj {
 			status: 202, response: oaRef("Operation"), errors: []int{403, 404, 409}}},
 		"/audit": {"get": {summary: "The organisation's audit log, newest first", tag: "account", status: 200,
 			response: oaList("AuditEntry"), params: oaPaging(audit...), errors: []int{400, 403}}},
+		"/billing/usage": {"get": {summary: "The month so far: metered usage per resource, a forecast for the month and the balance (owners)",
+			tag: "billing", status: 200, response: oaRef("Usage"), errors: []int{403}}},
+		"/billing/invoices": {"get": {summary: "Invoices and credit notes, newest first (owners)", tag: "billing", status: 200,
+			response: oaList("Invoice"), params: oaPaging(), errors: []int{400, 403}}},
+		"/billing/invoices/{id}": {"get": {summary: "An invoice with its lines; …/{id}.pdf is the PDF (owners)", tag: "billing", status: 200,
+			response: oaRef("Invoice"), errors: []int{403, 404}}},
+		"/admin/billing/settings": {
+			"get": {summary: "Currency, VAT rate and invoice numbering", tag: "admin-billing", status: 200, response: oaRef("BillingSettings")},
+			"put": {summary: "Set the currency (only while no price exists) and the VAT rate", tag: "admin-billing", body: "BillingSettingsUpdate",
+				status: 200, response: oaRef("BillingSettings"), errors: []int{403, 409}},
+		},
+		"/admin/billing/prices": {
+			"get": {summary: "Every price version, oldest first", tag: "admin-billing", status: 200, response: oaItems("AdminPrice")},
+			"post": {summary: "Add a price version for a plan (item plan:<id>) or for port forwards (item port_forward), from now or a later hour",
+				tag: "admin-billing", body: "PriceCreate", status: 201, response: oaRef("AdminPrice"), errors: []int{403, 404, 409}},
+		},
+		"/admin/billing/invoices": {"get": {summary: "Every tenant's invoices and credit notes, newest first", tag: "admin-billing", status: 200,
+			response: oaList("Invoice"), params: oaPaging(oaQuery("tenant_id", "only this tenant's", oaString())), errors: []int{400}}},
+		"/admin/billing/invoices/issue": {"post": {summary: "Issue the invoices of a month that has ended (all tenants, or one); tenants already invoiced are skipped",
+			tag: "admin-billing", body: "InvoiceIssue", status: 200, response: oaRef("InvoiceIssueReport"), errors: []int{403}}},
+		"/admin/billing/invoices/{id}": {"get": {summary: "An invoice with its lines; …/{id}.pdf is the PDF", tag: "admin-billing", status: 200,
+			response: oaRef("Invoice"), errors: []int{404}}},
+		"/admin/billing/invoices/{id}/credit-notes": {"post": {summary: "Correct an invoice with a credit note (amount before VAT)", tag: "admin-billing",
+			body: "CreditNoteCreate", status: 201, response: oaRef("Invoice"), errors: []int{403, 404}}},
+		"/admin/billing/export": {"get": {summary: "A month's invoices and credit notes as CSV, for accounting", tag: "admin-billing", status: 200,
+			media: "text/csv", params: []oaObj{oaQuery("month", "the month, like 2026-11; default the month before this one", oaString())}, errors: []int{422}}},
+		"/admin/billing/overdue": {"get": {summary: "Tenants whose balance is below their credit limit (below zero without one), most owing first",
+			tag: "admin-billing", status: 200, response: oaItems("Overdue")}},
+		"/admin/tenants/{id}/billing": {"get": {summary: "A tenant's balance and latest payments", tag: "admin-billing", status: 200,
+			response: oaRef("TenantBilling"), errors: []int{404}}},
+		"/admin/tenants/{id}/payments": {"post": {summary: "Record a payment (with its bank reference) or a credit", tag: "admin-billing",
+			body: "PaymentCreate", status: 201, response: oaRef("Payment"), errors: []int{403, 404}}},
+		"/admin/tenants/{id}/credit-limit": {"put": {summary: "Set how far below zero the balance may go before orders are refused (null: the default)",
+			tag: "admin-billing", body: "CreditLimit", status: 200, response: oaRef("TenantBilling"), errors: []int{403, 404}}},
 
 		"/admin/plans": {
 			"get":  {summary: "All plans with VM counts", tag: "admin", status: 200, response: oaItems("AdminPlan"), errors: []int{404}},

@@ -25,11 +25,30 @@ func meterLoop(ctx context.Context, st *store.Store, every time.Duration, log *s
 				log.Info("usage metered", "month", r.Month, "until", r.Until.Format(time.RFC3339), "resources", r.Resources,
 					"totals", r.Rows, "took", time.Since(start).Round(time.Millisecond))
 			}
+			issueMonthEnd(ctx, st, log)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// issueMonthEnd issues the invoices of the month that just ended, on the
+// first two days of a month; tenants already invoiced are skipped, so every
+// provisioner may try.
+func issueMonthEnd(ctx context.Context, st *store.Store, log *slog.Logger) {
+	now := time.Now().UTC()
+	if now.Day() > 2 {
+		return
+	}
+	month := store.MonthOf(now.AddDate(0, 0, -now.Day()))
+	rep, err := st.IssueInvoices(ctx, store.Actor{Email: "system"}, month, "")
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Error("month-end invoices not issued; the next pass tries again", "month", month, "err", err)
+	case err == nil && rep.Issued > 0:
+		log.Info("month-end invoices issued", "month", month, "invoices", rep.Issued, "total", rep.Total.String(), "empty", rep.Empty)
 	}
 }

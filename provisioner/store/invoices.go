@@ -620,3 +620,72 @@ func (s *Store) OverdueTenants(ctx context.Context) ([]OverdueTenant, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Balance.Balance.Minor < out[j].Balance.Balance.Minor })
 	return out, nil
 }
+
+// Spend is a tenant's month so far and where it is heading.
+type Spend struct {
+	Month        string
+	MeteredUntil *time.Time // nil: nothing metered yet this month
+	Lines        []UsageTotal
+	ToDate       Money // subtotal so far, before VAT
+	Forecast     Money // subtotal by the month's end if the live resources keep going
+	VATBP        int
+}
+
+// MonthSpend is the tenant's current month: usage metered so far and a
+// forecast that adds, for each live VM and port forward, the rest of the
+// month at its current price (never past its monthly cap).
+func (s *Store) MonthSpend(ctx context.Context, tenantID string) (Spend, error) {
+	ts := s.now()
+	month := MonthOf(ts)
+	_, end, _ := MonthBounds(month)
+	set, err := s.GetBillingSettings(ctx)
+	if err != nil {
+		return Spend{}, err
+	}
+	lines, err := s.UsageTotals(ctx, tenantID, month)
+	if err != nil {
+		return Spend{}, err
+	}
+	sp := Spend{Month: month, Lines: lines, VATBP: set.VATBP, ToDate: Money{Currency: set.Currency}, Forecast: Money{Currency: set.Currency}}
+	usedBy := map[string]int64{}
+	var metered time.Time
+	for _, l := range lines {
+		sp.ToDate.Minor += l.AmountMinor
+		usedBy[l.ResourceID] += l.AmountMinor
+		if l.MeteredUntil.After(metered) {
+			metered = l.MeteredUntil
+		}
+	}
+	if !metered.IsZero() {
+		sp.MeteredUntil = &metered
+	} else {
+		metered = ts
+	}
+	prices, err := s.Prices(ctx)
+	if err != nil {
+		return Spend{}, err
+	}
+	book := newPriceBook(prices)
+	var live []UsageRecord
+	if err := s.db.WithContext(ctx).Where("tenant_id = ? AND ended_at IS NULL", tenantID).Find(&live).Error; err != nil {
+		return Spend{}, fmt.Errorf("load live usage: %w", err)
+	}
+	sp.Forecast.Minor = sp.ToDate.Minor
+	next := metered.Truncate(time.Hour) // the first hour not metered yet
+	if next.Before(metered) {
+		next = next.Add(time.Hour)
+	}
+	left := int64(end.Sub(next) / time.Hour)
+	for _, r := range live {
+		p, ok := book.at(r.Item, metered)
+		if !ok || (r.Class == UsageStopped && !p.BillStopped) {
+			continue
+		}
+		rest := divRound(left*p.HourlyMicros, microsPerMinor)
+		if p.MonthlyCapMinor > 0 {
+			rest = min(rest, max(0, p.MonthlyCapMinor-usedBy[r.ResourceID]))
+		}
+		sp.Forecast.Minor += rest
+	}
+	return sp, nil
+}
