@@ -56,6 +56,8 @@ func (s *Server) routes() *fiber.App {
 	app.Get("/vms", tenantOnly, s.webVMList)
 	app.Get("/vms/new", tenantOnly, tenantWrite, s.webVMNew)
 	app.Post("/vms", tenantOnly, tenantWrite, s.webVMCreate)
+	app.Get("/billing", tenantOnly, ownerRead, s.webBilling)
+	app.Get("/billing/invoices/:id", tenantOnly, ownerRead, s.webInvoice)
 	app.Get("/vms/:id", tenantOnly, s.webVMDetail)
 	app.Get("/vms/:id/status", tenantOnly, s.webVMStatus)
 	app.Post("/vms/:id/actions", tenantOnly, tenantWrite, s.webVMAction)
@@ -126,6 +128,14 @@ func (s *Server) routes() *fiber.App {
 	app.Post("/admin/boot-subnets/:id/reservations", staffOnly, staffAdmin, s.webAdminReservationCreate)
 	app.Post("/admin/boot-subnets/:id/reservations/:mac/delete", staffOnly, staffAdmin, s.webAdminReservationDelete)
 	app.Get("/admin/audit", staffOnly, s.webAdminAudit)
+	app.Get("/admin/billing", staffOnly, s.webAdminBilling)
+	app.Post("/admin/tenants/:id/payments", staffOnly, staffOperate, s.webAdminTenantPayment)
+	app.Post("/admin/tenants/:id/credit-limit", staffOnly, staffOperate, s.webAdminTenantCreditLimit)
+	app.Post("/admin/billing/settings", staffOnly, staffAdmin, s.webAdminBillingSettings)
+	app.Post("/admin/billing/prices", staffOnly, staffAdmin, s.webAdminPriceCreate)
+	app.Post("/admin/billing/issue", staffOnly, staffOperate, s.webAdminInvoiceIssue)
+	app.Get("/admin/billing/invoices/:id", staffOnly, s.webInvoice)
+	app.Post("/admin/billing/invoices/:id/credit-notes", staffOnly, staffAdmin, s.webAdminCreditNote)
 
 	// JSON API: bearer tokens only (a session JWT from /auth/login or an
 	// API token), so no CSRF.

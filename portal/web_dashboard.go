@@ -38,6 +38,13 @@ func (s *Server) webDashboard(c *fiber.Ctx) error {
 		return err
 	}
 	v.CanCreate, v.CreateHint, v.Reason = canCreate(id, plans, limits, used, capacity)
+	if id.User.Role == store.RoleOwner {
+		sp, err := s.store.MonthSpend(ctx, id.User.Tenant())
+		if err != nil {
+			return err
+		}
+		v.ShowSpend, v.Month, v.ToDate, v.Forecast = true, sp.Month, sp.ToDate.String(), sp.Forecast.String()
+	}
 	return s.render(c, views.Dashboard(v))
 }
 

@@ -35,9 +35,20 @@ func (s *Server) vmNewView(c *fiber.Ctx) (views.VMNewView, error) {
 	if err != nil {
 		return views.VMNewView{}, err
 	}
+	prices, currency, err := s.planPrices(ctx, plans)
+	if err != nil {
+		return views.VMNewView{}, err
+	}
+	billing, err := s.store.GetBillingSettings(ctx)
+	if err != nil {
+		return views.VMNewView{}, err
+	}
 	v := views.VMNewView{Page: s.page(c, "Create a VM", "vms"), Remaining: "Left in your quota: " + remainingText(limits.Left(used))}
 	for _, p := range plans {
 		o := views.PlanOption{ID: p.ID, Name: p.Name, VCPUs: int(p.VCPUs), MemoryMiB: p.MemoryMiB, DiskGiB: p.DiskGiB, Fits: true}
+		if pr, ok := prices[p.ID]; ok {
+			o.Price, o.Total = priceText(pr, currency, billing.VATBP)
+		}
 		if err := planFit(limits, used, p, capacity); err != nil {
 			o.Fits, o.Reason = false, err.Error()
 		}
@@ -110,4 +121,26 @@ func formValues(c *fiber.Ctx, key string) []string {
 		out = append(out, string(b))
 	}
 	return out
+}
+
+// priceText words a price for the order form: "€0.006 an hour, up to €4.00
+// a month", and the order's total with VAT, "up to €4.84 a month, VAT
+// included" (for an uncapped price, a 30-day month's worth).
+func priceText(p store.Price, currency string, vatBP int) (price, total string) {
+	price = store.FormatRate(p.HourlyMicros, currency) + " an hour"
+	month := p.MonthlyCapMinor
+	if month > 0 {
+		price += ", up to " + store.Money{Minor: month, Currency: currency}.String() + " a month"
+	} else {
+		month = store.LineAmount(30*24, p.HourlyMicros, 0)
+	}
+	withVAT := store.Money{Minor: month + store.VATAmount(month, vatBP), Currency: currency}
+	total = "up to " + withVAT.String() + " a month"
+	if vatBP > 0 {
+		total += ", VAT included"
+	}
+	if !p.BillStopped {
+		price += "; nothing while stopped"
+	}
+	return price, total
 }

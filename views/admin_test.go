@@ -242,7 +242,7 @@ func TestAdminTenantDetailRoles(t *testing.T) {
 					t.Errorf("memory limit %q", got)
 				}
 			default:
-				adminSameNames(t, "actions", actions, "/admin/tenants/7/suspend", "/admin/tenants/7/quota")
+				adminSameNames(t, "actions", actions, "/admin/tenants/7/suspend", "/admin/tenants/7/quota", "/admin/tenants/7/payments", "/admin/tenants/7/credit-limit")
 				qf := adminMustHave(t, doc, tid("admin-tenant-quota-form"))
 				adminSameNames(t, "quota form", adminInputNames(qf), adminQuotaNames...)
 				if got := qf.Find(tid("quota-input-memory_mib")).AttrOr("value", ""); got != "8192" {
