@@ -284,38 +284,17 @@ func (s *Server) apiAdminInvoiceCSV(c *fiber.Ctx) error {
 		now := time.Now().UTC()
 		month = store.MonthOf(now.AddDate(0, 0, -now.Day()))
 	}
-	if _, _, err := store.MonthBounds(month); err != nil {
+	list, err := s.store.MonthInvoices(c.UserContext(), month)
+	if err != nil {
 		return err
-	}
-	var rows [][]string
-	for page := 1; ; page++ {
-		list, n, err := s.store.ListInvoices(c.UserContext(), "", store.Page{Number: page, PerPage: store.MaxPerPage})
-		if err != nil {
-			return err
-		}
-		for _, inv := range list {
-			if inv.Month != month {
-				continue
-			}
-			rows = append(rows, []string{inv.Number, inv.Kind, inv.IssuedAt.UTC().Format(time.DateOnly), inv.Month, inv.TenantID, inv.TenantName,
-				inv.Currency, inv.Subtotal().Decimal(), vatRate(inv.VATBP), inv.VAT().Decimal(), inv.Total().Decimal()})
-		}
-		if page*store.MaxPerPage >= n {
-			break
-		}
 	}
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="invoices-`+month+`.csv"`)
 	w := csv.NewWriter(c)
 	_ = w.Write([]string{"number", "kind", "issued", "month", "tenant_id", "tenant", "currency", "subtotal", "vat_rate", "vat", "total"})
-	for _, r := range rows {
-		for i, v := range r {
-			// A cell a spreadsheet would run as a formula is quoted.
-			if v != "" && strings.ContainsAny(v[:1], "=+-@") && i == 5 {
-				r[i] = "'" + v
-			}
-		}
-		_ = w.Write(r)
+	for _, inv := range list {
+		_ = w.Write([]string{inv.Number, inv.Kind, inv.IssuedAt.UTC().Format(time.DateOnly), inv.Month, inv.TenantID, csvText(inv.TenantName),
+			inv.Currency, inv.Subtotal().Decimal(), vatRate(inv.VATBP), inv.VAT().Decimal(), inv.Total().Decimal()})
 	}
 	w.Flush()
 	return w.Error()
@@ -337,4 +316,13 @@ func (s *Server) apiAdminOverdue(c *fiber.Ctx) error {
 		items[i] = overdueJSON{TenantID: o.TenantID, Name: o.Name, Balance: newBalanceJSON(o.Balance)}
 	}
 	return c.JSON(newItems(items))
+}
+
+// csvText keeps a customer-chosen name from running as a spreadsheet
+// formula.
+func csvText(v string) string {
+	if v != "" && strings.ContainsAny(v[:1], "=+-@") {
+		return "'" + v
+	}
+	return v
 }

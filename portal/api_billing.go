@@ -28,18 +28,12 @@ type priceJSON struct {
 }
 
 func newPriceJSON(p store.Price, currency string) *priceJSON {
-	j := &priceJSON{Currency: currency, Hourly: rateDecimal(p.HourlyMicros), BillsWhenStopped: p.BillStopped,
+	j := &priceJSON{Currency: currency, Hourly: store.RateDecimal(p.HourlyMicros), BillsWhenStopped: p.BillStopped,
 		EffectiveFrom: p.EffectiveFrom.UTC().Format(time.RFC3339)}
 	if p.MonthlyCapMinor > 0 {
 		j.MonthlyCap = store.Money{Minor: p.MonthlyCapMinor, Currency: currency}.Decimal()
 	}
 	return j
-}
-
-// rateDecimal shows millionths as a decimal with two to six places.
-func rateDecimal(micros int64) string {
-	s := store.FormatRate(micros, "XXX")
-	return strings.TrimPrefix(s, "XXX ")
 }
 
 type usageLineJSON struct {
@@ -138,7 +132,7 @@ func newInvoiceJSON(inv store.Invoice) invoiceJSON {
 		j.CreditsInvoiceID = *inv.CreditsInvoiceID
 	}
 	for _, l := range inv.Lines {
-		j.Lines = append(j.Lines, invoiceLineJSON{Description: l.Description, Hours: l.Hours, UnitPrice: rateDecimal(l.UnitMicros),
+		j.Lines = append(j.Lines, invoiceLineJSON{Description: l.Description, Hours: l.Hours, UnitPrice: store.RateDecimal(l.UnitMicros),
 			Amount: store.Money{Minor: l.AmountMinor, Currency: inv.Currency}.Decimal()})
 	}
 	return j

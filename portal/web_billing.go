@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -67,7 +68,7 @@ func invoiceView(page views.Page, inv store.Invoice, base, back, backText string
 
 // webInvoice shows an invoice, or with .pdf sends the PDF.
 func (s *Server) webInvoice(c *fiber.Ctx) error {
-	if len(c.Params("id")) > 4 && c.Params("id")[len(c.Params("id"))-4:] == ".pdf" {
+	if strings.HasSuffix(c.Params("id"), ".pdf") {
 		return s.invoicePDF(c)
 	}
 	inv, err := s.invoiceFor(c)

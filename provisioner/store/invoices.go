@@ -293,6 +293,18 @@ func (s *Store) ListInvoices(ctx context.Context, tenantID string, p Page) ([]In
 	return out, int(n), nil
 }
 
+// MonthInvoices lists every invoice and credit note for a month, by number.
+func (s *Store) MonthInvoices(ctx context.Context, month string) ([]Invoice, error) {
+	if _, _, err := MonthBounds(month); err != nil {
+		return nil, err
+	}
+	var out []Invoice
+	if err := s.db.WithContext(ctx).Where("month = ?", month).Order("number").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list invoices: %w", err)
+	}
+	return out, nil
+}
+
 // GetInvoice loads an invoice with its lines; another tenant's is not
 // found (tenantID "": any, for staff).
 func (s *Store) GetInvoice(ctx context.Context, tenantID, id string) (Invoice, error) {
@@ -444,34 +456,34 @@ func (s *Store) GetBalance(ctx context.Context, tenantID string) (Balance, error
 	var b Balance
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		b, err = balanceTx(tx, tenantID)
+		b, _, err = balanceTx(tx, tenantID)
 		return err
 	})
 	return b, err
 }
 
-func balanceTx(tx *gorm.DB, tenantID string) (Balance, error) {
+func balanceTx(tx *gorm.DB, tenantID string) (Balance, BillingSettings, error) {
 	set, err := settingsTx(tx)
 	if err != nil {
-		return Balance{}, err
+		return Balance{}, set, err
 	}
 	cur := set.Currency
 	var ten Tenant
 	if err := tx.Where("id = ?", tenantID).Take(&ten).Error; err != nil {
 		if errIsNotFound(err) {
-			return Balance{}, notFound("tenant")
+			return Balance{}, set, notFound("tenant")
 		}
-		return Balance{}, err
+		return Balance{}, set, err
 	}
 	var paid, credited, invoiced int64
 	if err := tx.Model(&Payment{}).Where("tenant_id = ? AND kind = ?", tenantID, PaymentKind).Select("COALESCE(SUM(amount_minor), 0)").Row().Scan(&paid); err != nil {
-		return Balance{}, err
+		return Balance{}, set, err
 	}
 	if err := tx.Model(&Payment{}).Where("tenant_id = ? AND kind = ?", tenantID, CreditKind).Select("COALESCE(SUM(amount_minor), 0)").Row().Scan(&credited); err != nil {
-		return Balance{}, err
+		return Balance{}, set, err
 	}
 	if err := tx.Model(&Invoice{}).Where("tenant_id = ?", tenantID).Select("COALESCE(SUM(total_minor), 0)").Row().Scan(&invoiced); err != nil {
-		return Balance{}, err
+		return Balance{}, set, err
 	}
 	// Months not invoiced yet, each with its VAT as its invoice will have.
 	var open []struct {
@@ -481,7 +493,7 @@ func balanceTx(tx *gorm.DB, tenantID string) (Balance, error) {
 	if err := tx.Model(&UsageTotal{}).Select("month, SUM(amount_minor) AS sum").
 		Where("tenant_id = ? AND month NOT IN (SELECT month FROM invoices WHERE tenant_id = ? AND kind = ?)", tenantID, tenantID, InvoiceKind).
 		Group("month").Scan(&open).Error; err != nil {
-		return Balance{}, err
+		return Balance{}, set, err
 	}
 	var unbilled int64
 	for _, m := range open {
@@ -496,7 +508,7 @@ func balanceTx(tx *gorm.DB, tenantID string) (Balance, error) {
 	if limit != nil {
 		b.CreditLimit = &Money{*limit, cur}
 	}
-	return b, nil
+	return b, set, nil
 }
 
 // SetCreditLimit sets how far below zero a tenant's balance may go before
@@ -528,7 +540,7 @@ func monthCost(p Price, start, end time.Time) int64 {
 // of the item ordered. It runs in the order's transaction, after the
 // tenant row is locked, so parallel orders are counted one after another.
 func (s *Store) checkCredit(tx *gorm.DB, tenantID, newItem string) error {
-	b, err := balanceTx(tx, tenantID)
+	b, set, err := balanceTx(tx, tenantID)
 	if err != nil || b.CreditLimit == nil {
 		return err
 	}
@@ -579,10 +591,6 @@ func (s *Store) checkCredit(tx *gorm.DB, tenantID, newItem string) error {
 		if p, ok := book.at(item, ts); ok {
 			ahead += monthCost(p, start, end)
 		}
-	}
-	set, err := settingsTx(tx)
-	if err != nil {
-		return err
 	}
 	ahead += VATAmount(ahead, set.VATBP)
 	after := Money{b.Balance.Minor - ahead, b.Balance.Currency}

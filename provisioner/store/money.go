@@ -121,13 +121,9 @@ func parseFixed(s string, decimals int) (int64, error) {
 	return v, nil
 }
 
-// FormatRate shows an hourly rate in millionths as a currency amount with
-// as many decimals as it needs (at least two): "€0.006".
-func FormatRate(micros int64, currency string) string {
-	sym, ok := currencySymbols[currency]
-	if !ok {
-		sym = currency + " "
-	}
+// RateDecimal shows an hourly rate in millionths as a decimal with as many
+// places as it needs, at least two: "0.006".
+func RateDecimal(micros int64) string {
 	sign := ""
 	if micros < 0 {
 		sign, micros = "-", -micros
@@ -136,5 +132,15 @@ func FormatRate(micros int64, currency string) string {
 	for len(frac) < 2 {
 		frac += "0"
 	}
-	return fmt.Sprintf("%s%s%d.%s", sym, sign, micros/1000000, frac)
+	return fmt.Sprintf("%s%d.%s", sign, micros/1000000, frac)
+}
+
+// FormatRate shows an hourly rate in millionths as a currency amount:
+// "€0.006".
+func FormatRate(micros int64, currency string) string {
+	sym, ok := currencySymbols[currency]
+	if !ok {
+		sym = currency + " "
+	}
+	return sym + RateDecimal(micros)
 }
