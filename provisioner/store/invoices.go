@@ -640,12 +640,13 @@ type Spend struct {
 }
 
 // MonthSpend is the tenant's current month: usage metered so far and a
-// forecast that adds, for each live VM and port forward, the rest of the
-// month at its current price (never past its monthly cap).
+// forecast that meters the whole month as if every live VM and port
+// forward kept going to its end, hour by hour at the prices in effect then,
+// exactly as the month-end invoice will.
 func (s *Store) MonthSpend(ctx context.Context, tenantID string) (Spend, error) {
 	ts := s.now()
 	month := MonthOf(ts)
-	_, end, _ := MonthBounds(month)
+	start, end, _ := MonthBounds(month)
 	set, err := s.GetBillingSettings(ctx)
 	if err != nil {
 		return Spend{}, err
@@ -655,45 +656,42 @@ func (s *Store) MonthSpend(ctx context.Context, tenantID string) (Spend, error) 
 		return Spend{}, err
 	}
 	sp := Spend{Month: month, Lines: lines, VATBP: set.VATBP, ToDate: Money{Currency: set.Currency}, Forecast: Money{Currency: set.Currency}}
-	usedBy := map[string]int64{}
 	var metered time.Time
 	for _, l := range lines {
 		sp.ToDate.Minor += l.AmountMinor
-		usedBy[l.ResourceID] += l.AmountMinor
 		if l.MeteredUntil.After(metered) {
 			metered = l.MeteredUntil
 		}
 	}
 	if !metered.IsZero() {
 		sp.MeteredUntil = &metered
-	} else {
-		metered = ts
 	}
 	prices, err := s.Prices(ctx)
 	if err != nil {
 		return Spend{}, err
 	}
 	book := newPriceBook(prices)
-	var live []UsageRecord
-	if err := s.db.WithContext(ctx).Where("tenant_id = ? AND ended_at IS NULL", tenantID).Find(&live).Error; err != nil {
-		return Spend{}, fmt.Errorf("load live usage: %w", err)
+	recs, err := s.UsageRecords(ctx, tenantID, month)
+	if err != nil {
+		return Spend{}, err
 	}
-	sp.Forecast.Minor = sp.ToDate.Minor
-	next := metered.Truncate(time.Hour) // the first hour not metered yet
-	if next.Before(metered) {
-		next = next.Add(time.Hour)
-	}
-	left := int64(end.Sub(next) / time.Hour)
-	for _, r := range live {
-		p, ok := book.at(r.Item, metered)
-		if !ok || (r.Class == UsageStopped && !p.BillStopped) {
-			continue
+	byResource := map[string][]UsageRecord{}
+	var order []string
+	for _, r := range recs {
+		k := r.ResourceKind + "/" + r.ResourceID
+		if _, ok := byResource[k]; !ok {
+			order = append(order, k)
 		}
-		rest := divRound(left*p.HourlyMicros, microsPerMinor)
-		if p.MonthlyCapMinor > 0 {
-			rest = min(rest, max(0, p.MonthlyCapMinor-usedBy[r.ResourceID]))
-		}
-		sp.Forecast.Minor += rest
+		byResource[k] = append(byResource[k], r)
 	}
+	hours := int(end.Sub(start) / time.Hour)
+	for _, k := range order {
+		for _, t := range meterResource(byResource[k], book, month, start, end, hours) {
+			sp.Forecast.Minor += t.AmountMinor
+		}
+	}
+	// Usage already metered is never taken back: the forecast is at least
+	// the month so far.
+	sp.Forecast.Minor = max(sp.Forecast.Minor, sp.ToDate.Minor)
 	return sp, nil
 }
