@@ -48,7 +48,7 @@ func tinyHost(t *testing.T, e *env) string {
 
 // failVM plays the provisioner giving up on a VM: a failed step with a
 // staff-only detail, then state error.
-func failVM(t *testing.T, e *env, vmID string) {
+func failVM(t testing.TB, e *env, vmID string) {
 	t.Helper()
 	ctx := context.Background()
 	// Other due VMs claimed on the way stay leased for a minute; tests do

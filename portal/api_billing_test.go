@@ -21,7 +21,7 @@ func (c *billingClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); retu
 func (c *billingClock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // runVM plays the provisioner: the VM is running from the clock's time.
-func runVM(t *testing.T, e *env, vmID string) {
+func runVM(t testing.TB, e *env, vmID string) {
 	t.Helper()
 	ctx := context.Background()
 	for {

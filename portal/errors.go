@@ -121,7 +121,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		msg = "something went wrong on our side; quote reference " + requestID(c) + " if you contact support"
 	}
 	c.Status(he.status)
-	if strings.HasPrefix(c.Path(), "/api/") {
+	if strings.HasPrefix(c.Path(), "/api/") || unreadable(c, he.status) {
 		return c.JSON(apiErrorBody{Error: apiErrorDetail{Code: he.code, Message: msg, Field: he.field, RequestID: requestID(c)}})
 	}
 	if he.status == fiber.StatusUnauthorized && c.Method() == fiber.MethodGet {
@@ -132,6 +132,21 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		return c.SendString(msg)
 	}
 	return s.render(c, views.ErrorPage(views.ErrorView{Page: s.page(c, errorTitle(he.status), ""), Status: he.status, Message: msg}))
+}
+
+// unreadable tells whether the server gave up reading the request: a
+// chunked body over the limit or a multipart body that does not parse. The
+// server then drops what it had read, path and headers too, so the answer
+// cannot tell a page from an API call; such requests come from programs
+// (browsers send a length, and get their page), so they are answered as the
+// API answers.
+func unreadable(c *fiber.Ctx, status int) bool {
+	switch status {
+	case fiber.StatusBadRequest, fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge, fiber.StatusRequestTimeout:
+	default:
+		return false
+	}
+	return len(c.Request().Header.RawHeaders()) == 0 && len(c.Request().Header.Host()) == 0
 }
 
 func errorTitle(status int) string {

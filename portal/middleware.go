@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -115,6 +116,28 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	log.Log(c.UserContext(), level, "request", attrs...)
 	return nil
+}
+
+// Request bodies: the server reads none larger than maxBody (a bigger
+// Content-Length is refused before the body is read); each route then takes
+// at most routeBody, except the few that carry more.
+const (
+	maxBody   = 1 << 20
+	routeBody = 64 << 10
+)
+
+// largeBodies are the routes that may take up to maxBody: the boot agent's
+// report carries a server's whole inventory and its log.
+var largeBodies = map[string]bool{"/api/agent/v1/report": true}
+
+// limitBody refuses, with 413, a body larger than its route takes.
+func limitBody(c *fiber.Ctx) error {
+	n := max(c.Request().Header.ContentLength(), len(c.Request().Body()))
+	if n <= routeBody || largeBodies[c.Path()] {
+		return c.Next()
+	}
+	return &httpError{status: fiber.StatusRequestEntityTooLarge, code: "too_large",
+		message: fmt.Sprintf("the request body is %d bytes; this address takes at most %d KiB", n, routeBody>>10)}
 }
 
 // secureHeaders sets the headers every response should carry.

@@ -52,6 +52,13 @@ type Config struct {
 	// address has an account or not; without one, sign-up creates the
 	// account at once.
 	Mailer mailer.Sender
+	// ReadTimeout bounds reading one request, headers and body, so a client
+	// sending slowly cannot hold a connection; default 30 s.
+	ReadTimeout time.Duration
+	// MaxConnsPerIP caps the connections one client address holds at once
+	// (further ones are answered 429 and closed); default 128, none when
+	// TrustProxy is set, since every client then arrives from the proxy.
+	MaxConnsPerIP int
 }
 
 // Validate fills defaults and refuses nonsense.
@@ -61,6 +68,18 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
 		return errors.New("session ttl must be between 1 minute and 30 days")
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.ReadTimeout < 0 {
+		return errors.New("read timeout must be positive")
+	}
+	if c.MaxConnsPerIP == 0 && !c.TrustProxy {
+		c.MaxConnsPerIP = 128
+	}
+	if c.MaxConnsPerIP < 0 {
+		return errors.New("connections per address cannot be negative")
 	}
 	if c.PasswordCost == 0 {
 		c.PasswordCost = 12

@@ -20,8 +20,8 @@ const apiPrefix = "/api/v1"
 func (s *Server) routes() *fiber.App {
 	cfg := fiber.Config{
 		AppName:               "Fibrix Cloud",
-		BodyLimit:             1 << 20,
-		ReadTimeout:           30 * time.Second,
+		BodyLimit:             maxBody,
+		ReadTimeout:           s.cfg.ReadTimeout,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
 		DisableStartupMessage: true,
@@ -31,7 +31,8 @@ func (s *Server) routes() *fiber.App {
 		cfg.ProxyHeader = fiber.HeaderXForwardedFor
 	}
 	app := fiber.New(cfg)
-	app.Use(s.observe, recover.New(), secureHeaders)
+	app.Server().MaxConnsPerIP = s.cfg.MaxConnsPerIP
+	app.Use(s.observe, recover.New(), secureHeaders, limitBody)
 
 	app.Get("/healthz", s.handleHealth)
 	app.Get("/metrics", s.handleMetrics)

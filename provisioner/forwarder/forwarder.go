@@ -40,6 +40,9 @@ type Config struct {
 	// run the process out of file descriptors; default 4096. Further
 	// clients wait in the kernel's accept queue.
 	MaxConns int
+	// MaxConnsPerSource caps, per front end, the connections one client
+	// address holds at once; further ones are closed at once. Default 256.
+	MaxConnsPerSource int
 	// IdleTimeout ends connections that carried nothing for this long;
 	// default 5 min.
 	IdleTimeout time.Duration
@@ -90,6 +93,9 @@ func New(cfg Config, src Routes, log *slog.Logger) (*Forwarder, error) {
 	}
 	if cfg.MaxConnsPerVM <= 0 {
 		cfg.MaxConnsPerVM = 256
+	}
+	if cfg.MaxConnsPerSource <= 0 {
+		cfg.MaxConnsPerSource = 256
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 4096

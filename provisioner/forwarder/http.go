@@ -91,7 +91,7 @@ func (h *HTTPFront) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(h.f.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(limitListener(ln, h.f.cfg.MaxConns)) }()
+	go func() { errc <- srv.Serve(limitListener(ln, h.f.cfg.MaxConns, h.f.cfg.MaxConnsPerSource)) }()
 	select {
 	case err := <-errc:
 		return err

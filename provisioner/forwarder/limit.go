@@ -2,13 +2,17 @@ package forwarder
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 )
 
-// limitListener accepts at most n connections at a time: Accept waits until
-// one of the open ones is closed.
-func limitListener(ln net.Listener, n int) net.Listener {
-	return &limited{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+// limitListener accepts at most n connections at a time (Accept waits until
+// one of the open ones is closed) and at most perSource from one client
+// address: a further one from that address is closed as soon as it is
+// accepted, so one client cannot take every slot.
+func limitListener(ln net.Listener, n, perSource int) net.Listener {
+	return &limited{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}),
+		perSource: perSource, open: map[netip.Addr]int{}}
 }
 
 type limited struct {
@@ -16,20 +20,64 @@ type limited struct {
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	perSource int
+	mu        sync.Mutex
+	open      map[netip.Addr]int
 }
 
 func (l *limited) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	for {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		src := sourceOf(c)
+		if !l.take(src) {
+			_ = c.Close()
+			<-l.sem
+			continue
+		}
+		return &limitedConn{Conn: c, release: func() { l.give(src); <-l.sem }}, nil
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
+}
+
+func (l *limited) take(src netip.Addr) bool {
+	if l.perSource <= 0 {
+		return true
 	}
-	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[src] >= l.perSource {
+		return false
+	}
+	l.open[src]++
+	return true
+}
+
+func (l *limited) give(src netip.Addr) {
+	if l.perSource <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[src]--; l.open[src] <= 0 {
+		delete(l.open, src)
+	}
+}
+
+// sourceOf is the client address of c; the zero address when it has none.
+func sourceOf(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 func (l *limited) Close() error {

@@ -28,7 +28,7 @@ const (
 // Serve accepts on ln until ctx ends; connections already spliced carry on
 // until they end or go idle.
 func (t *TLSFront) Serve(ctx context.Context, ln net.Listener) error {
-	ln = limitListener(ln, t.f.cfg.MaxConns)
+	ln = limitListener(ln, t.f.cfg.MaxConns, t.f.cfg.MaxConnsPerSource)
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
