@@ -18,6 +18,9 @@ type signupRequest struct {
 type loginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// Code is the authenticator or recovery code, for users with
+	// two-factor sign-in.
+	Code string `json:"code"`
 }
 
 type sessionResponse struct {
@@ -54,6 +57,11 @@ func (s *Server) apiLogin(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if u.TwoFactor() {
+		if err := s.secondFactor(c, u, req.Code); err != nil {
+			return err
+		}
+	}
 	tok, exp, err := s.openSession(c, u, store.SessionAPI)
 	if err != nil {
 		return err
@@ -74,6 +82,7 @@ type userJSON struct {
 	Staff       bool       `json:"staff"`
 	CreatedAt   time.Time  `json:"created_at"`
 	LastLoginAt *time.Time `json:"last_login_at"`
+	TwoFactor   bool       `json:"two_factor"`
 }
 
 type tenantJSON struct {
@@ -86,7 +95,7 @@ type tenantJSON struct {
 }
 
 func toUserJSON(u store.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, Role: u.Role, Staff: u.IsStaff(), CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt}
+	return userJSON{ID: u.ID, Email: u.Email, Role: u.Role, Staff: u.IsStaff(), CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, TwoFactor: u.TwoFactor()}
 }
 
 func toTenantJSON(t store.Tenant) tenantJSON {

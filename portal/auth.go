@@ -87,6 +87,10 @@ func (s *Server) login(c *fiber.Ctx, email, password string) (store.User, error)
 		return store.User{}, &httpError{status: fiber.StatusUnauthorized, code: "invalid_credentials", message: "wrong email or password", field: "password"}
 	}
 	s.limiter.reset("login:pair:" + email + "|" + ip)
+	if u.TwoFactor() {
+		// The sign-in is recorded once the second factor is given.
+		return u, nil
+	}
 	a := store.Actor{UserID: u.ID, Email: u.Email, TenantID: u.Tenant(), IP: ip}
 	if err := s.store.RecordLogin(ctx, a); err != nil {
 		return store.User{}, err

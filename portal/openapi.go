@@ -173,7 +173,7 @@ func openAPIDocument(version string) oaObj {
 		"ip": oaString(), "dns_name": oaString(), "ssh_keys": oaArray(oaString()), "user_data_bytes": oaInt(),
 		"last_error": oaString(), "created_by": oaString(), "created_at": oaTime(), "updated_at": oaTime(),
 	}
-	user := oaObj{"id": oaString(), "email": oaString(), "role": oaString(), "staff": oaBool(), "created_at": oaTime(), "last_login_at": oaTimeNull()}
+	user := oaObj{"id": oaString(), "email": oaString(), "role": oaString(), "staff": oaBool(), "created_at": oaTime(), "last_login_at": oaTimeNull(), "two_factor": oaBool()}
 	tenant := oaObj{
 		"id": oaString(), "name": oaString(), "slug": oaString(), "status": oaEnum("active", "suspended"),
 		"suspend_reason": oaString(), "owner_email": oaString(), "vm_count": oaInt(), "quota": oaRef("Quota"), "created_at": oaTime(),
@@ -228,11 +228,16 @@ func openAPIDocument(version string) oaObj {
 		"Error": oaObject(oaObj{"error": oaObject(oaObj{
 			"code": oaString(), "message": oaString(), "field": oaString(), "request_id": oaString(),
 		}, "field", "request_id")}),
-		"Signup":        oaObject(oaObj{"tenant": oaString(), "email": oaString(), "password": oaString()}),
-		"Login":         oaObject(oaObj{"email": oaString(), "password": oaString()}),
-		"SignupSent":    oaObject(oaObj{"status": oaString(), "message": oaString()}),
-		"SignupConfirm": oaObject(oaObj{"token": oaString()}),
-		"Session":       oaObject(oaObj{"token": oaString(), "expires_at": oaTime()}),
+		"Signup": oaObject(oaObj{"tenant": oaString(), "email": oaString(), "password": oaString()}),
+		"Login": oaObject(oaObj{"email": oaString(), "password": oaString(),
+			"code": oaObj{"type": "string", "description": "The authenticator or a recovery code, for a user with two-factor sign-in."}}, "code"),
+		"TwoFactorSetup":   oaObject(oaObj{"secret": oaString(), "otpauth_url": oaString()}),
+		"TwoFactorCode":    oaObject(oaObj{"code": oaString()}),
+		"TwoFactorDisable": oaObject(oaObj{"password": oaString(), "code": oaString()}),
+		"RecoveryCodes":    oaObject(oaObj{"recovery_codes": oaArray(oaString())}),
+		"SignupSent":       oaObject(oaObj{"status": oaString(), "message": oaString()}),
+		"SignupConfirm":    oaObject(oaObj{"token": oaString()}),
+		"Session":          oaObject(oaObj{"token": oaString(), "expires_at": oaTime()}),
 		"SessionInfo": oaObject(oaObj{"id": oaString(), "kind": oaEnum("web", "api"), "ip": oaString(), "user_agent": oaString(),
 			"created_at": oaTime(), "last_seen_at": oaTime(), "expires_at": oaTime(), "current": oaBool()}),
 		"SessionList": oaObject(oaObj{"sessions": oaArray(oaRef("SessionInfo"))}),
@@ -387,8 +392,17 @@ func openAPIDocument(version string) oaObj {
 			also: &oaAlt{202, "A confirmation link was sent to the email (or, if it has an account, a notice).", oaRef("SignupSent")}}},
 		"/auth/signup/confirm": {"post": {summary: "Finish a sign-up with the token from the emailed link (…/signup/confirm/{token}); returns a session token",
 			tag: "auth", public: true, body: "SignupConfirm", status: 201, response: oaRef("Session"), errors: []int{404, 409}}},
-		"/auth/login": {"post": {summary: "Exchange email and password for a session token", tag: "auth", public: true,
+		"/auth/login": {"post": {summary: "Exchange email and password for a session token; a user with two-factor sign-in sends the code too " +
+			"(without it the answer is 401 two_factor_required)", tag: "auth", public: true,
 			body: "Login", status: 200, response: oaRef("Session"), errors: []int{401, 429}}},
+		"/auth/two-factor/setup": {"post": {summary: "Start two-factor enrolment: a new authenticator secret, in force once a code from it is confirmed " +
+			"(a signed-in session only, not an API token)", tag: "auth", status: 200, response: oaRef("TwoFactorSetup"), errors: []int{403, 409}}},
+		"/auth/two-factor/enable": {"post": {summary: "Confirm a code from the new authenticator and turn two-factor sign-in on; the recovery codes are in this answer only",
+			tag: "auth", body: "TwoFactorCode", status: 200, response: oaRef("RecoveryCodes"), errors: []int{403, 409, 422}}},
+		"/auth/two-factor/recovery-codes": {"post": {summary: "Replace the recovery codes, for a current code; the old ones stop working",
+			tag: "auth", body: "TwoFactorCode", status: 200, response: oaRef("RecoveryCodes"), errors: []int{403, 409, 422, 429}}},
+		"/auth/two-factor/disable": {"post": {summary: "Turn two-factor sign-in off, for the password and a code",
+			tag: "auth", body: "TwoFactorDisable", status: 204, errors: []int{403, 409, 422, 429}}},
 		"/auth/logout": {"post": {summary: "End the session this token belongs to", tag: "auth", status: 204, errors: []int{401, 422}}},
 		"/auth/sessions": {"get": {summary: "The user's open sessions (browsers and API session tokens)", tag: "auth", status: 200,
 			response: oaRef("SessionList")}},

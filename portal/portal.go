@@ -137,6 +137,8 @@ type Server struct {
 	// kept in the database beside the data it protects: a stolen backup
 	// holds both. A key file outside the database would fix that.
 	secrets *secret.Box
+	// totp seals users' authenticator secrets, under a key of its own.
+	totp *secret.Box
 }
 
 // New builds the portal on top of a migrated store.
@@ -164,7 +166,11 @@ func New(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*S
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, log: log, jwtKey: rawKey, dummyHash: dummy, limiter: newLimiter(), metrics: newMetrics(), secrets: box}
+	totpBox, err := secret.SharedBox(ctx, st, secret.TOTPKeySetting)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, log: log, jwtKey: rawKey, dummyHash: dummy, limiter: newLimiter(), metrics: newMetrics(), secrets: box, totp: totpBox}
 	s.app = s.routes()
 	if w := cfg.sharedSite(); w != "" {
 		log.Warn("the portal shares a site with customers' services: "+w+"; serve the portal on a host name of its own",

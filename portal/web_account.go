@@ -29,6 +29,15 @@ func (s *Server) accountView(c *fiber.Ctx) (views.AccountView, error) {
 		v.Sessions = append(v.Sessions, views.SessionRow{Kind: x.Kind, IP: x.IP, UserAgent: x.UserAgent,
 			CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, Current: x.ID == id.SessionID})
 	}
+	u, err := s.store.GetUser(ctx, id.User.ID)
+	if err != nil {
+		return views.AccountView{}, err
+	}
+	if v.TwoFactorOn = u.TwoFactor(); v.TwoFactorOn {
+		if v.RecoveryCodesLeft, err = s.store.RecoveryCodesLeft(ctx, u.ID); err != nil {
+			return views.AccountView{}, err
+		}
+	}
 	if id.staff() {
 		v.TenantName, v.Members = staffOrganisation, []views.MemberRow{me}
 		return v, nil

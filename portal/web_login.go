@@ -2,7 +2,9 @@ package portal
 
 import (
 	"errors"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -39,6 +41,18 @@ func (s *Server) webLogin(c *fiber.Ctx) error {
 		c.Status(he.status)
 		return s.render(c, views.Login(views.LoginView{Page: s.page(c, "Log in", "login"), Email: email, Next: next,
 			Errors: views.FormErrors{"": he.message}}))
+	}
+	if u.TwoFactor() {
+		tok, exp, err := s.signTwoFactor(u, time.Now())
+		if err != nil {
+			return err
+		}
+		s.setCookie(c, twoFactorCookie, tok, exp)
+		to := "/login/code"
+		if next != "" {
+			to += "?next=" + url.QueryEscape(next)
+		}
+		return c.Redirect(to, fiber.StatusSeeOther)
 	}
 	if err := s.startSession(c, u); err != nil {
 		return err

@@ -11,6 +11,10 @@ import (
 // BMCKeySetting names the database setting BMC passwords are sealed under.
 const BMCKeySetting = "bmc_encryption_key"
 
+// TOTPKeySetting names the database setting users' authenticator secrets
+// are sealed under.
+const TOTPKeySetting = "totp_encryption_key"
+
 // Settings loads a shared secret, storing gen's value on first use; the
 // store's Secret method.
 type Settings interface {

@@ -58,6 +58,26 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	LastLoginAt  *time.Time
+	// TOTPSecret is the sealed authenticator secret: set while enrolling,
+	// in force once TOTPEnabledAt is set.
+	TOTPSecret    string     `gorm:"column:totp_secret"`
+	TOTPEnabledAt *time.Time `gorm:"column:totp_enabled_at"`
+	// TOTPLastStep is the last time step whose code was accepted, so that a
+	// code works once.
+	TOTPLastStep int64 `gorm:"column:totp_last_step"`
+}
+
+// TwoFactor reports whether the user signs in with a second factor.
+func (u User) TwoFactor() bool { return u.TOTPEnabledAt != nil }
+
+// RecoveryCode is a one-time code that stands in for the authenticator;
+// only its hash is kept.
+type RecoveryCode struct {
+	ID        string
+	UserID    string
+	CodeHash  string
+	CreatedAt time.Time
+	UsedAt    *time.Time
 }
 
 // IsStaff reports whether the user belongs to the ISP rather than a tenant.
