@@ -26,6 +26,9 @@ type dnsFlags struct {
 	recursion   bool
 	upstreams   string
 	ttl         time.Duration
+	rrlRate     int
+	rrlSlip     int
+	rrlExempt   string
 }
 
 func (d *dnsFlags) register(fs *flag.FlagSet) {
@@ -38,6 +41,9 @@ func (d *dnsFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&d.ttl, "dns-ttl", 5*time.Minute, "TTL of VM, SOA and NS records and of negative answers (1s to 1 day)")
 	fs.BoolVar(&d.recursion, "dns-recursion", false, "answer other names for LAN clients through --dns-upstreams")
 	fs.StringVar(&d.upstreams, "dns-upstreams", "", "resolvers for LAN recursion, host:port comma-separated")
+	fs.IntVar(&d.rrlRate, "dns-rrl-rate", 10, "response-rate limit: UDP answers per second of one kind (name and type, NXDOMAIN per zone, errors) to one /24 or /56 outside --dns-lan-networks; 0 turns it off")
+	fs.IntVar(&d.rrlSlip, "dns-rrl-slip", 2, "every Nth answer over --dns-rrl-rate is sent truncated so real resolvers retry over TCP, the others are dropped; 0 drops them all (at most 10)")
+	fs.StringVar(&d.rrlExempt, "dns-rrl-exempt", "", "more source networks never rate-limited, comma-separated (LAN networks never are)")
 }
 
 func splitList(s string) []string {
@@ -90,6 +96,16 @@ func startNameserver(ctx context.Context, g *errgroup.Group, st *store.Store, d 
 	if cfg.SecondaryACL, err = prefixes("dns-secondaries", d.secondaries); err != nil {
 		return err
 	}
+	if d.rrlRate < 0 || d.rrlSlip < 0 {
+		return fmt.Errorf("--dns-rrl-rate and --dns-rrl-slip must not be negative")
+	}
+	cfg.RRL = nameserver.RateLimit{Rate: d.rrlRate, Slip: d.rrlSlip}
+	if d.rrlSlip == 0 {
+		cfg.RRL.Slip = -1 // the flag's 0 means none, as in BIND
+	}
+	if cfg.RRL.Exempt, err = prefixes("dns-rrl-exempt", d.rrlExempt); err != nil {
+		return err
+	}
 	srv, err := nameserver.New(cfg, nameserver.StoreSource(st), log.With("component", "dns"))
 	if err != nil {
 		return err
@@ -99,6 +115,6 @@ func startNameserver(ctx context.Context, g *errgroup.Group, st *store.Store, d 
 		return fmt.Errorf("dns: listen on %s: %w", d.listen, err)
 	}
 	g.Go(func() error { return srv.Serve(ctx, pc, ln) })
-	log.Info("dns serving", "listen", d.listen, "zone", fqdn)
+	log.Info("dns serving", "listen", d.listen, "zone", fqdn, "rrl_rate", d.rrlRate)
 	return nil
 }

@@ -90,7 +90,7 @@ func (v *view) buildFast() {
 
 func (v *view) entry(name string, qtype uint16) fastEntry {
 	resp := new(dns.Msg)
-	rcode := v.answer(resp, name, qtype)
+	rcode := v.answer(resp, name, qtype, false)
 	return packEntry(qtype, rcode, resp.Answer, resp.Ns)
 }
 
@@ -148,7 +148,8 @@ const (
 )
 
 // answerUDP appends to out the reply to query q from src when the fast path
-// can give it; ok false means: hand the query to ServeDNS.
+// can give it; ok false means: hand the query to ServeDNS. ok with nothing
+// appended means the rate limit dropped the answer: send nothing.
 func (s *Server) answerUDP(out, q []byte, src netip.Addr) ([]byte, bool) {
 	if len(q) < 17 || q[2]&0xf8 != 0 { // QR set or opcode other than QUERY
 		return out, false
@@ -285,10 +286,35 @@ func (s *Server) answerUDP(out, q []byte, src netip.Addr) ([]byte, bool) {
 	if total > size {
 		return out, false // the handler truncates
 	}
+	slip := false
+	if s.rrl != nil && !lan && !s.rrl.exempts(src) {
+		// The same buckets as ServeDNS's (see rateLimit there).
+		cost := answerCost(len(q), total)
+		var v verdict
+		switch {
+		case z != nil && e.rcode == dns.RcodeSuccess:
+			v = s.rrl.check(src, rrlAnswer, qtype, key[:kn], cost)
+		case z != nil && e.rcode == dns.RcodeNameError:
+			v = s.rrl.check(src, rrlNXDomain, 0, []byte(z.wire), cost)
+		default:
+			v = s.rrl.check(src, rrlError, 0, nil, cost)
+		}
+		if v == rrlDrop {
+			return out, true
+		}
+		slip = v == rrlSlip
+	}
+	an, ns := e.an, e.ns
+	if slip {
+		an, ns = 0, 0
+	}
 	start := len(out)
 	out = append(out, q[0], q[1], 0x80|q[2]&0x01, q[3]&0x10|e.rcode)
 	if aa {
 		out[start+2] |= 0x04
+	}
+	if slip {
+		out[start+2] |= 0x02 // TC: ask again over TCP
 	}
 	if ra {
 		out[start+3] |= 0x80
@@ -298,11 +324,13 @@ func (s *Server) answerUDP(out, q []byte, src netip.Addr) ([]byte, bool) {
 		ar = 1
 	}
 	out = be.AppendUint16(out, 1)
-	out = be.AppendUint16(out, e.an)
-	out = be.AppendUint16(out, e.ns)
+	out = be.AppendUint16(out, an)
+	out = be.AppendUint16(out, ns)
 	out = be.AppendUint16(out, ar)
 	out = append(out, q[12:qend]...)
-	out = append(out, e.body...)
+	if !slip {
+		out = append(out, e.body...)
+	}
 	if edns {
 		var flags byte
 		if do {

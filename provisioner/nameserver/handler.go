@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ func (s *Server) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		return dns.RcodeSuccess, nil // never answer answers
 	}
 	src, tcp := remote(w)
+	limit := !tcp && s.rrl != nil && !s.isLAN(src) && !s.rrl.exempts(src)
 	resp := new(dns.Msg)
 	resp.SetReply(r)
 	resp.RecursionDesired = r.RecursionDesired
@@ -29,6 +31,12 @@ func (s *Server) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	if opt != nil {
 		size = min(max(opt.UDPSize(), dns.MinMsgSize), s.cfg.UDPSize)
 	}
+	// Set once known, for the rate limit's buckets.
+	var (
+		qname string
+		qtype uint16
+		z     *zone
+	)
 	reply := func(rcode int) (int, error) {
 		resp.Rcode = rcode
 		if opt != nil {
@@ -36,6 +44,18 @@ func (s *Server) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		}
 		if !tcp {
 			resp.Truncate(int(size))
+		}
+		if limit {
+			switch s.rateLimit(src, r, resp, qname, qtype, z) {
+			case rrlDrop:
+				return rcode, nil
+			case rrlSlip:
+				resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
+				if opt != nil {
+					resp.SetEdns0(s.cfg.UDPSize, opt.Do())
+				}
+				resp.Truncated = true
+			}
 		}
 		if err := w.WriteMsg(resp); err != nil {
 			return rcode, fmt.Errorf("write answer: %w", err)
@@ -71,8 +91,8 @@ func (s *Server) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 	if lan {
 		v = snap.lan
 	}
-	qname := strings.ToLower(q.Name)
-	z := v.zoneOf(qname)
+	qname, qtype = strings.ToLower(q.Name), q.Qtype
+	z = v.zoneOf(qname)
 
 	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		switch {
@@ -93,12 +113,32 @@ func (s *Server) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 		resp.RecursionAvailable = true
 	}
 	resp.Authoritative = true
-	return reply(v.answer(resp, qname, q.Qtype))
+	return reply(v.answer(resp, qname, q.Qtype, !tcp))
+}
+
+// rateLimit puts a UDP answer to a WAN source through the limiter, in the
+// bucket answerUDP uses for the same answer.
+func (s *Server) rateLimit(src netip.Addr, r, resp *dns.Msg, qname string, qtype uint16, z *zone) verdict {
+	cost := answerCost(r.Len(), resp.Len())
+	switch {
+	case z != nil && resp.Rcode == dns.RcodeSuccess:
+		var b [256]byte
+		n, err := dns.PackDomainName(qname, b[:], 0, nil, false)
+		if err != nil {
+			break
+		}
+		return s.rrl.check(src, rrlAnswer, qtype, b[:n], cost)
+	case z != nil && resp.Rcode == dns.RcodeNameError:
+		return s.rrl.check(src, rrlNXDomain, 0, []byte(z.wire), cost)
+	}
+	return s.rrl.check(src, rrlError, 0, nil, cost)
 }
 
 // answer fills resp for qname in our zones, following CNAMEs that stay
-// inside them, and returns the rcode of the last name looked up.
-func (v *view) answer(resp *dns.Msg, qname string, qtype uint16) int {
+// inside them, and returns the rcode of the last name looked up. With
+// minimalANY, ANY gets one RRset (RFC 8482): over UDP a full set would make
+// us an amplifier.
+func (v *view) answer(resp *dns.Msg, qname string, qtype uint16, minimalANY bool) int {
 	name := qname
 	for range maxChain {
 		z := v.zoneOf(name)
@@ -115,13 +155,29 @@ func (v *view) answer(resp *dns.Msg, qname string, qtype uint16) int {
 			return dns.RcodeSuccess
 		}
 		if qtype == dns.TypeANY {
-			// RFC 8482 allows less, but our nodes are small.
 			before := len(resp.Answer)
-			if name == z.apex {
+			switch {
+			case name == z.apex:
 				resp.Answer = append(resp.Answer, z.soa)
-			}
-			for _, rrs := range n.rrsets {
-				resp.Answer = append(resp.Answer, rrs...)
+				if minimalANY {
+					break
+				}
+				for _, rrs := range n.rrsets {
+					resp.Answer = append(resp.Answer, rrs...)
+				}
+			case minimalANY:
+				// The RRset of the lowest type, so the choice is stable.
+				first := uint16(0)
+				for t, rrs := range n.rrsets {
+					if len(rrs) > 0 && (first == 0 || t < first) {
+						first = t
+					}
+				}
+				resp.Answer = append(resp.Answer, n.rrsets[first]...)
+			default:
+				for _, rrs := range n.rrsets {
+					resp.Answer = append(resp.Answer, rrs...)
+				}
 			}
 			if len(resp.Answer) == before {
 				resp.Ns = append(resp.Ns, z.soa)

@@ -2,7 +2,8 @@
 // under each tenant's subzone, staff-only machine names, tenants' own
 // records, reverse zones for the
 // LAN subnets, split horizon between LAN and WAN, zone transfers to the
-// ISP's secondaries, and optional forwarding for LAN clients. Queries are
+// ISP's secondaries, optional forwarding for LAN clients, and
+// response-rate limiting of UDP answers to the WAN (rrl.go). Queries are
 // answered from an immutable in-memory snapshot that is swapped atomically;
 // they never wait on the database.
 package nameserver
@@ -44,6 +45,10 @@ type Config struct {
 	UDPSize uint16
 	// Refresh is how often the snapshot is reloaded; default 2 s.
 	Refresh time.Duration
+	// RRL limits the rate of UDP answers to sources outside LANNetworks
+	// so the server cannot be used to reflect floods at forged addresses;
+	// off unless RRL.Rate is set.
+	RRL RateLimit
 }
 
 // Source yields the full zone content with its serial.
@@ -84,6 +89,7 @@ type Server struct {
 	src  Source
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
+	rrl  *limiter // nil when off
 }
 
 // New validates cfg and returns a server that has not loaded anything yet.
@@ -124,7 +130,14 @@ func New(cfg Config, src Source, log *slog.Logger) (*Server, error) {
 	if cfg.Recursion && len(cfg.Upstreams) == 0 {
 		return nil, errors.New("dns recursion needs at least one upstream")
 	}
-	return &Server{cfg: cfg, src: src, log: log}, nil
+	if err := cfg.RRL.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, src: src, log: log}
+	if cfg.RRL.Rate > 0 {
+		s.rrl = newLimiter(cfg.RRL, log)
+	}
+	return s, nil
 }
 
 func validName(s string) bool {

@@ -109,6 +109,13 @@ func start(t *testing.T, cfg nameserver.Config, z nameserver.Zone, listen ...str
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, srv, src, listen...)
+}
+
+// serve runs srv, made from src, as start does.
+func serve(t *testing.T, srv *nameserver.Server, src *fakeSource, listen ...string) running {
+	t.Helper()
+	z, _ := src.Snapshot(context.Background())
 	addr := "127.0.0.1:0"
 	if len(listen) > 0 {
 		addr = listen[0]

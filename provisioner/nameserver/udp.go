@@ -119,6 +119,9 @@ func (r *udpReader) ReadPacketConn(net.PacketConn, time.Duration) ([]byte, net.A
 				r.pending = append(r.pending, slowPacket{b: append([]byte(nil), q...), addr: r.batch.addr(i)})
 				continue
 			}
+			if len(reply) == 0 {
+				continue // rate-limited
+			}
 			r.replies[w] = reply
 			r.batch.reply(i, reply)
 			w++
@@ -145,6 +148,9 @@ func (r *udpReader) ReadUDP(conn *net.UDPConn, _ time.Duration) ([]byte, *dns.Se
 			return append([]byte(nil), r.buf[:n]...), sess, nil
 		}
 		r.rep = reply
+		if len(reply) == 0 {
+			continue // rate-limited
+		}
 		if _, err := dns.WriteToSessionUDP(conn, reply, sess); err != nil {
 			r.s.log.Log(r.ctx, slog.LevelDebug, "dns answer", "err", err)
 		}

@@ -33,6 +33,7 @@ type view struct {
 
 type zone struct {
 	apex string
+	wire string // apex in lower-case wire form, for rate-limit buckets
 	soa  *dns.SOA
 	ns   []dns.RR
 	rrs  []dns.RR // everything but the SOA, in transfer order
@@ -181,7 +182,7 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 }
 
 func newZone(cfg Config, apex string, serial uint32) *zone {
-	z := &zone{apex: apex}
+	z := &zone{apex: apex, wire: wireName(apex)}
 	z.soa = &dns.SOA{
 		Hdr: dns.RR_Header{Name: apex, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: cfg.TTL},
 		Ns:  cfg.NS[0], Mbox: "hostmaster." + cfg.Zone,
@@ -191,6 +192,17 @@ func newZone(cfg Config, apex string, serial uint32) *zone {
 		z.ns = append(z.ns, &dns.NS{Hdr: dns.RR_Header{Name: apex, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: cfg.TTL}, Ns: ns})
 	}
 	return z
+}
+
+// wireName is name (lower-case already) in uncompressed wire form, or ""
+// when it does not pack.
+func wireName(name string) string {
+	var b [256]byte
+	n, err := dns.PackDomainName(name, b[:], 0, nil, false)
+	if err != nil {
+		return ""
+	}
+	return string(b[:n])
 }
 
 // fqdn makes a relative name absolute under apex, or "" when it is not a
