@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/fibrixcloud/fibrix/portal/otp"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -111,12 +112,12 @@ func (s *Server) spendCode(c *fiber.Ctx, u store.User, code string) (bool, error
 
 func (s *Server) checkCode(c *fiber.Ctx, u store.User, code string) (bool, error) {
 	ctx := c.UserContext()
-	if len(code) == totpDigits && strings.Trim(code, "0123456789") == "" {
+	if len(code) == otp.Digits && strings.Trim(code, "0123456789") == "" {
 		secret, err := s.totp.Open(u.TOTPSecret)
 		if err != nil {
 			return false, fmt.Errorf("open authenticator secret of %s: %w", u.ID, err)
 		}
-		step, ok := matchTOTP(secret, code, s.limiter.now())
+		step, ok := otp.Match(secret, code, s.limiter.now())
 		if !ok {
 			return false, nil
 		}
@@ -136,7 +137,7 @@ func (s *Server) checkCode(c *fiber.Ctx, u store.User, code string) (bool, error
 // beginTwoFactor gives u a new authenticator secret in waiting and returns
 // it with the otpauth URL the QR code holds.
 func (s *Server) beginTwoFactor(c *fiber.Ctx, u store.User) (secret, uri string, err error) {
-	secret = newTOTPSecret()
+	secret = otp.NewSecret()
 	sealed, err := s.totp.Seal(secret)
 	if err != nil {
 		return "", "", err
@@ -144,7 +145,7 @@ func (s *Server) beginTwoFactor(c *fiber.Ctx, u store.User) (secret, uri string,
 	if err := s.store.BeginTwoFactor(c.UserContext(), u.ID, sealed); err != nil {
 		return "", "", err
 	}
-	return secret, otpauthURL(totpIssuer, u.Email, secret), nil
+	return secret, otp.URL(totpIssuer, u.Email, secret), nil
 }
 
 // enableTwoFactor confirms the secret in waiting with code and returns the
@@ -167,7 +168,7 @@ func (s *Server) enableTwoFactor(c *fiber.Ctx, code string) ([]string, error) {
 		return nil, fmt.Errorf("open authenticator secret of %s: %w", u.ID, err)
 	}
 	code = codeOf(code)
-	step, ok := matchTOTP(secret, code, s.limiter.now())
+	step, ok := otp.Match(secret, code, s.limiter.now())
 	if !ok {
 		return nil, store.E(store.ErrInvalid, "code", "that code does not match; check that the app shows Fibrix Cloud and the phone's clock is right, then enter the current code")
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fibrixcloud/fibrix/portal/otp"
 	"github.com/fibrixcloud/fibrix/views"
 )
 
@@ -87,7 +88,7 @@ func (s *Server) webTwoFactorEnable(c *fiber.Ctx) error {
 		if oerr != nil {
 			return oerr
 		}
-		return s.renderTwoFactorSetup(c, secret, otpauthURL(totpIssuer, u.Email, secret), errs)
+		return s.renderTwoFactorSetup(c, secret, otp.URL(totpIssuer, u.Email, secret), errs)
 	}
 	return s.render(c, views.TwoFactorSetup(views.TwoFactorSetupView{Page: s.page(c, "Two-factor sign-in", "account"), RecoveryCodes: codes}))
 }
