@@ -9,7 +9,7 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build run test lab unit bench lint fmt generate check-generated check-deps staticcheck clean fresh-check
+.PHONY: all build run test lab unit chaos bench lint fmt generate check-generated check-deps staticcheck clean fresh-check
 
 all: build
 
@@ -37,6 +37,11 @@ fresh-check:
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
+
+## chaos: the region fault tests alone, verbosely: two portals and two provisioners on PostgreSQL
+## under concurrent orders, a provisioner killed with SIGKILL, a portal and a provisioner stopped with SIGTERM
+chaos:
+	$(GO) test -count=1 -v -run 'TestRegion' -timeout 15m ./cmd/fibrix/
 
 ## bench: Go benchmarks (placement, DNS, DHCP), then the side-by-side runs against the peers
 ## (needs root and the packages .ci/run installs; each script pins server and load generator to

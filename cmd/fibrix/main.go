@@ -307,6 +307,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("fibrix serving", "version", version, "roles", *roles, "database", st.Dialect())
 	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil // a part that reports the stop we asked for has not failed
+	}
 	log.Info("fibrix stopped")
 	return err
 }

@@ -156,13 +156,27 @@ func (e *Engine) Serve(ctx context.Context) error {
 
 func (e *Engine) work(ctx context.Context, log *slog.Logger) {
 	for ctx.Err() == nil {
-		vm, ok, err := e.st.ClaimVM(ctx, e.cfg.Owner, e.cfg.Lease)
+		// The claim is not cancelled midway: the database may have taken it
+		// when the cancellation reaches it, and a claim this worker never
+		// heard of would hold the VM until the lease runs out.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		vm, ok, err := e.st.ClaimVM(cctx, e.cfg.Owner, e.cfg.Lease)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.ErrorContext(ctx, "claim work", "err", err)
 		}
 		if !ok {
 			sleep(ctx, e.cfg.Poll/2+rand.N(e.cfg.Poll+1))
 			continue
+		}
+		if ctx.Err() != nil {
+			// Shutting down: hand the VM straight back.
+			fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+			if err := e.st.FinishWork(fctx, vm.ID, e.cfg.Owner, false, 0); err != nil {
+				log.ErrorContext(fctx, "release claim at shutdown", "vm", vm.ID, "err", err)
+			}
+			fcancel()
+			return
 		}
 		if !e.begin(vm.ID) {
 			// The lease lapsed while another worker of this engine was

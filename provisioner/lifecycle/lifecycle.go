@@ -171,6 +171,11 @@ func (r *Reconciler) load(ctx context.Context, vm store.VM) (*pass, error) {
 		return nil, &engine.StepError{Step: "load", Err: err}
 	}
 	p := &pass{vm: d, log: r.log.With("vm", vm.ID, "tenant", vm.TenantID)}
+	if d.HostID == nil && d.State == store.VMDeleting {
+		// A delete interrupted after it gave the host's capacity back, its
+		// last step on the host: only the record of it is left to write.
+		return p, nil
+	}
 	if d.HostID == nil {
 		return nil, &engine.StepError{Step: "load", Err: errors.New("the VM was never placed on a host")}
 	}
@@ -516,9 +521,16 @@ func (r *Reconciler) watch(ctx context.Context, p *pass) (engine.Result, error) 
 // delete removes everything the VM had: domain, disk (erased first),
 // address and host capacity.
 func (r *Reconciler) delete(ctx context.Context, p *pass) (engine.Result, error) {
+	if p.hv == nil {
+		// Domain and disk went before the capacity did (see load); whether
+		// the disk was zeroed first is not known any more.
+		return r.finishDelete(ctx, p, false)
+	}
 	name := domainName(p.vm.ID)
 	err := r.step(ctx, p, "destroy", "Stopping and removing the VM", func(ctx context.Context) error {
-		if err := p.hv.Destroy(ctx, name); err != nil {
+		// No domain is fine: the VM was deleted before it was defined, or
+		// an interrupted pass removed it already.
+		if err := p.hv.Destroy(ctx, name); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
 			return err
 		}
 		return p.hv.Undefine(ctx, name)
@@ -535,7 +547,13 @@ func (r *Reconciler) delete(ctx context.Context, p *pass) (engine.Result, error)
 	if err != nil {
 		return engine.Result{}, err
 	}
-	err = r.step(ctx, p, "release", "Releasing the address and capacity", func(ctx context.Context) error {
+	return r.finishDelete(ctx, p, wiped)
+}
+
+// finishDelete gives back the VM's address and host capacity and records it
+// deleted; every step may run again after a crash.
+func (r *Reconciler) finishDelete(ctx context.Context, p *pass, wiped bool) (engine.Result, error) {
+	err := r.step(ctx, p, "release", "Releasing the address and capacity", func(ctx context.Context) error {
 		if err := r.st.ReleaseIP(ctx, p.vm.ID); err != nil {
 			return err
 		}
