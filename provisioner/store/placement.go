@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,50 +19,93 @@ var ErrNoCapacity = errors.New("no capacity")
 // every race for them; each round means other orders did get placed.
 const placementRounds = 5
 
+// ledgerTries bounds how many hosts an order tries from the ledger before
+// it reads the hosts table instead.
+const ledgerTries = 8
+
 func need(vcpus, memoryMiB, diskGiB int64) capacity.Resources {
 	return capacity.Resources{VCPUs: vcpus, MemoryMiB: memoryMiB, DiskGiB: diskGiB}
 }
 
 func noCapacity(err error) error { return E(ErrNoCapacity, "plan", err.Error()) }
 
-// usableHosts reads the hosts that may take VMs, in capacity terms. It
-// scans only the columns placement needs, by hand: at 10,000 hosts this is
-// most of the cost of an order.
-func usableHosts(tx *gorm.DB) ([]capacity.Host, error) {
-	rows, err := tx.Raw(`SELECT id, name, cores, memory_mib, disk_gib, cpu_ratio, memory_ratio, disk_ratio,
-	reserved_cores, reserved_memory_mib, reserved_disk_gib, alloc_vcpus, alloc_memory_mib, alloc_disk_gib
-FROM hosts WHERE enabled = ? AND maintenance = ? AND state = ?`, true, false, HostReady).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("load hosts: %w", err)
-	}
-	defer rows.Close()
-	var out []capacity.Host
-	for rows.Next() {
-		h := capacity.Host{Enabled: true, Ready: true}
-		if err := rows.Scan(&h.ID, &h.Name, &h.Cores, &h.MemoryMiB, &h.DiskGiB, &h.CPURatio, &h.MemoryRatio, &h.DiskRatio,
-			&h.Reserved.VCPUs, &h.Reserved.MemoryMiB, &h.Reserved.DiskGiB,
-			&h.Allocated.VCPUs, &h.Allocated.MemoryMiB, &h.Allocated.DiskGiB); err != nil {
-			return nil, fmt.Errorf("load hosts: %w", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load hosts: %w", err)
-	}
-	return out, nil
-}
-
 // placeVM chooses a host for a VM and reserves its resources there, inside
 // the caller's transaction. The reservation is one guarded UPDATE that
 // re-checks the host is usable and the VM still fits, so concurrent orders
-// never oversubscribe a host: on PostgreSQL a second order waits for the
-// first one's row lock and then re-evaluates the guard against the new
-// ledger; on SQLite transactions are serialised anyway. A host lost to a
-// race is dropped and the next best tried; when none is left the hosts are
-// read again.
+// never oversubscribe a host, whichever process they run in: on PostgreSQL
+// a second order waits for the first one's row lock and then re-evaluates
+// the guard against the new ledger; on SQLite transactions are serialised
+// anyway.
+//
+// The host is chosen from the Store's in-memory ledger; the reservation
+// also does nothing unless the hosts version is still the one the ledger
+// reflects, so no order is placed from a ledger that missed a host change.
+// A ledger behind the version is brought up to date and asked again. A
+// refusal by the guard means the ledger did not know of reservations made
+// elsewhere (another process reserved there): that host is read again and
+// the next best tried. When the ledger has no host, or too many were refused, the
+// order is placed from the hosts table as read now, so every refusal is
+// explained by the database's figures, not the ledger's.
 func (s *Store) placeVM(tx *gorm.DB, n capacity.Resources) (string, error) {
-	for range placementRounds {
+	l := s.ledger()
+	synced := false
+	if !l.fresh() {
+		if err := l.sync(tx); err != nil {
+			return "", err
+		}
+		synced = true
+	}
+	for range ledgerTries {
+		p, ok := l.propose(n, s.Placement)
+		if !ok {
+			if synced {
+				break
+			}
+			// The ledger may not know of room made since it was read.
+			if err := l.sync(tx); err != nil {
+				return "", err
+			}
+			synced = true
+			continue
+		}
+		r, err := l.reserveIfCurrent(tx, p, n)
+		l.settle(p.hostID, n, r.allocated)
+		switch {
+		case err != nil:
+			return "", err
+		case r.allocated != nil:
+			return p.hostID, nil
+		case r.behind:
+			err = l.sync(tx)
+			synced = true
+		default:
+			err = l.refresh(tx, p.hostID)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return s.placeFromTable(tx, l, n)
+}
+
+// placeFromTable is placement from the hosts as read now. A host lost to a
+// race is dropped and the next best tried; when none is left the hosts are
+// read again. Each read also refreshes the ledger.
+func (s *Store) placeFromTable(tx *gorm.DB, l *hostLedger, n capacity.Resources) (string, error) {
+	read := func() ([]capacity.Host, error) {
+		version, epoch, err := readHostsVersion(tx)
+		if err != nil {
+			return nil, err
+		}
 		hosts, err := usableHosts(tx)
+		if err != nil {
+			return nil, err
+		}
+		l.reload(hosts, version, epoch)
+		return hosts, nil
+	}
+	for range placementRounds {
+		hosts, err := read()
 		if err != nil {
 			return "", err
 		}
@@ -73,17 +117,18 @@ func (s *Store) placeVM(tx *gorm.DB, n capacity.Resources) (string, error) {
 				}
 				break
 			}
-			ok, err := reserve(tx, h.ID, n)
+			allocated, err := reserve(tx, h.ID, n)
 			if err != nil {
 				return "", err
 			}
-			if ok {
+			if allocated != nil {
+				l.observed(h.ID, *allocated)
 				return h.ID, nil
 			}
 			hosts = slices.DeleteFunc(hosts, func(x capacity.Host) bool { return x.ID == h.ID })
 		}
 	}
-	hosts, err := usableHosts(tx)
+	hosts, err := read()
 	if err != nil {
 		return "", err
 	}
@@ -93,25 +138,80 @@ func (s *Store) placeVM(tx *gorm.DB, n capacity.Resources) (string, error) {
 	return "", E(ErrConflict, "plan", "many orders are being placed at once; try again")
 }
 
-// reserveSQL adds a VM to a host's ledger only while the host is usable and
-// the VM fits under its ratios. alloc + need + reserved <= physical × ratio
-// (+ capacity.Epsilon) is the integer form of capacity.Host.Fits.
-const reserveSQL = `UPDATE hosts SET
+// reserveUpdate adds a VM to a host's ledger only while the host is usable
+// and the VM fits under its ratios. alloc + need + reserved <= physical ×
+// ratio (+ capacity.Epsilon) is the integer form of capacity.Host.Fits.
+const reserveUpdate = `UPDATE hosts SET
 	alloc_vcpus = alloc_vcpus + ?, alloc_memory_mib = alloc_memory_mib + ?, alloc_disk_gib = alloc_disk_gib + ?, updated_at = ?
 WHERE id = ? AND enabled = ? AND maintenance = ? AND state = ?
 	AND alloc_vcpus + ? + reserved_cores <= cores * cpu_ratio + ?
 	AND alloc_memory_mib + ? + reserved_memory_mib <= memory_mib * memory_ratio + ?
 	AND alloc_disk_gib + ? + reserved_disk_gib <= disk_gib * disk_ratio + ?`
 
-func reserve(tx *gorm.DB, hostID string, n capacity.Resources) (bool, error) {
+// reserveSQL returns the host's new ledger, or no row when the guard
+// refused.
+const reserveSQL = reserveUpdate + `
+RETURNING alloc_vcpus, alloc_memory_mib, alloc_disk_gib`
+
+// reserveIfCurrentSQL also refuses unless the hosts version is still the
+// one the ledger reflects, so a decision is never taken on a ledger that
+// missed a change; reading the version separately would cost a statement
+// per order.
+const reserveIfCurrentSQL = reserveUpdate + `
+	AND (SELECT version FROM host_ledger WHERE id = 1) = ? AND (SELECT epoch FROM host_ledger WHERE id = 1) = ?
+RETURNING alloc_vcpus, alloc_memory_mib, alloc_disk_gib`
+
+func reserveArgs(hostID string, n capacity.Resources) []any {
 	eps := capacity.Epsilon
-	res := tx.Exec(reserveSQL, n.VCPUs, n.MemoryMiB, n.DiskGiB, now(),
+	return []any{n.VCPUs, n.MemoryMiB, n.DiskGiB, now(),
 		hostID, true, false, HostReady,
-		n.VCPUs, eps, n.MemoryMiB, eps, n.DiskGiB, eps)
-	if res.Error != nil {
-		return false, fmt.Errorf("reserve host capacity: %w", res.Error)
+		n.VCPUs, eps, n.MemoryMiB, eps, n.DiskGiB, eps}
+}
+
+// reservation is what a reservation attempt found.
+type reservation struct {
+	allocated *capacity.Resources // the host's ledger after it; nil if refused
+	behind    bool                // refused because the ledger is behind the hosts version
+}
+
+// reserve returns the host's ledger after adding n, or nil when the guard
+// refused.
+func reserve(tx *gorm.DB, hostID string, n capacity.Resources) (*capacity.Resources, error) {
+	return scanReserved(tx.Raw(reserveSQL, reserveArgs(hostID, n)...).Rows())
+}
+
+// reserveIfCurrent reserves n for a proposal. A refusal is told apart
+// from a ledger behind the hosts version by reading the version.
+func (l *hostLedger) reserveIfCurrent(tx *gorm.DB, p proposal, n capacity.Resources) (reservation, error) {
+	args := append(reserveArgs(p.hostID, n), p.version, p.epoch)
+	got, err := scanReserved(tx.Raw(reserveIfCurrentSQL, args...).Rows())
+	if err != nil || got != nil {
+		return reservation{allocated: got}, err
 	}
-	return res.RowsAffected == 1, nil
+	version, epoch, err := readHostsVersion(tx)
+	if err != nil {
+		return reservation{}, err
+	}
+	return reservation{behind: version != p.version || epoch != p.epoch}, nil
+}
+
+func scanReserved(rows *sql.Rows, err error) (*capacity.Resources, error) {
+	if err != nil {
+		return nil, fmt.Errorf("reserve host capacity: %w", err)
+	}
+	defer rows.Close()
+	var got *capacity.Resources
+	for rows.Next() {
+		var a capacity.Resources
+		if err := rows.Scan(&a.VCPUs, &a.MemoryMiB, &a.DiskGiB); err != nil {
+			return nil, fmt.Errorf("reserve host capacity: %w", err)
+		}
+		got = &a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reserve host capacity: %w", err)
+	}
+	return got, nil
 }
 
 // ReleaseHostCapacity gives a deleted VM's resources back to its host and
@@ -137,13 +237,18 @@ func (s *Store) ReleaseHostCapacity(ctx context.Context, vmID string) error {
 		if res.RowsAffected != 1 {
 			return nil
 		}
+		// Announced, so every process's ledger sees the room come back.
+		rev, err := bumpHostsVersion(tx, false)
+		if err != nil {
+			return err
+		}
 		// Never below zero, even if the ledger was edited by hand.
-		err := tx.Exec(`UPDATE hosts SET
+		err = tx.Exec(`UPDATE hosts SET
 	alloc_vcpus = CASE WHEN alloc_vcpus > ? THEN alloc_vcpus - ? ELSE 0 END,
 	alloc_memory_mib = CASE WHEN alloc_memory_mib > ? THEN alloc_memory_mib - ? ELSE 0 END,
 	alloc_disk_gib = CASE WHEN alloc_disk_gib > ? THEN alloc_disk_gib - ? ELSE 0 END,
-	updated_at = ?
-WHERE id = ?`, vm.VCPUs, vm.VCPUs, vm.MemoryMiB, vm.MemoryMiB, vm.DiskGiB, vm.DiskGiB, now(), *vm.HostID).Error
+	placement_rev = ?, updated_at = ?
+WHERE id = ?`, vm.VCPUs, vm.VCPUs, vm.MemoryMiB, vm.MemoryMiB, vm.DiskGiB, vm.DiskGiB, rev, now(), *vm.HostID).Error
 		if err != nil {
 			return fmt.Errorf("release host capacity: %w", err)
 		}
