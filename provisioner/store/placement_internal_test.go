@@ -47,6 +47,7 @@ func BenchmarkPlaceVM(b *testing.B) {
 						}
 					} else {
 						b.SetParallelism((workers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+						b.ResetTimer() // not the seeding
 						b.RunParallel(func(pb *testing.PB) {
 							for pb.Next() {
 								if err := place(); err != nil {
