@@ -8,8 +8,9 @@ BIN      := bin/fibrix
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+FUZZTIME ?= 20s
 
-.PHONY: all build run test lab unit chaos bench lint fmt generate check-generated check-deps staticcheck clean fresh-check
+.PHONY: all build run test lab unit chaos bench fuzz lint fmt generate check-generated check-deps staticcheck clean fresh-check
 
 all: build
 
@@ -53,6 +54,11 @@ bench:
 	.ci/bench-tftp.sh
 	.ci/bench-forward.sh
 	.ci/bench-ssh.sh
+
+## fuzz: run every Go fuzz target for FUZZTIME each (default 20s), one after the other;
+## a failure names the target and the crasher written under its package's testdata/fuzz/
+fuzz:
+	FUZZTIME=$(FUZZTIME) .ci/fuzz.sh
 
 ## agent-initramfs: bare-metal commissioning/deploy boot files out/agent/{vmlinuz,initrd.img}, from Debian packages
 .PHONY: agent-initramfs

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -62,6 +63,16 @@ func (s DomainSpec) Validate() error {
 	if _, err := uuid.Parse(s.UUID); err != nil {
 		return bad("uuid %q: %v", s.UUID, err)
 	}
+	// encoding/xml silently replaces what XML cannot carry, so libvirt
+	// would be handed another path than the one asked for.
+	for _, f := range []struct{ what, v string }{
+		{"disk path", s.DiskPath}, {"bridge", s.Bridge}, {"smbios serial", s.SMBIOSSerial},
+		{"kernel", s.Kernel}, {"initrd", s.Initrd}, {"cmdline", s.Cmdline}, {"console log", s.ConsoleLog},
+	} {
+		if !xmlText(f.v) {
+			return bad("%s %q: not valid XML text", f.what, f.v)
+		}
+	}
 	if s.MAC != "" {
 		hw, err := net.ParseMAC(s.MAC)
 		if err != nil || len(hw) != 6 {
@@ -72,6 +83,21 @@ func (s DomainSpec) Validate() error {
 		}
 	}
 	return nil
+}
+
+// xmlText reports whether s is UTF-8 made only of characters XML 1.0 allows.
+func xmlText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '\t', r == '\n', r == '\r':
+		case r < 0x20, r == 0xFFFE, r == 0xFFFF:
+			return false
+		}
+	}
+	return true
 }
 
 // DomainXML renders the libvirt domain definition of a spec.
