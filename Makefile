@@ -49,6 +49,7 @@ chaos:
 ## separate cores and reports per server CPU-second)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./provisioner/capacity/ ./provisioner/store/ ./provisioner/nameserver/ ./provisioner/dhcpd/
+	$(GO) test -run '^$$' -bench Load -benchtime 1x -timeout 30m ./portal/
 	.ci/bench-dns.sh
 	.ci/bench-dhcp.sh
 	.ci/bench-tftp.sh

@@ -236,6 +236,24 @@ func (b priceBook) at(item string, t time.Time) (Price, bool) {
 	return Price{}, false
 }
 
+// span is at, and also when the next version of item begins (zero when
+// none does), until which the answer holds.
+func (b priceBook) span(item string, t time.Time) (Price, bool, time.Time) {
+	vs := b[item]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if !vs[i].EffectiveFrom.After(t) {
+			if i+1 < len(vs) {
+				return vs[i], true, vs[i+1].EffectiveFrom
+			}
+			return vs[i], true, time.Time{}
+		}
+	}
+	if len(vs) > 0 {
+		return Price{}, false, vs[0].EffectiveFrom
+	}
+	return Price{}, false, time.Time{}
+}
+
 // CurrentPrice is the version of item in effect now.
 func (s *Store) CurrentPrice(ctx context.Context, item string) (Price, bool, error) {
 	var p Price

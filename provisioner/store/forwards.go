@@ -146,7 +146,9 @@ func validPortRange(portMin, portMax int) error {
 // countPortForwards counts the forwards a tenant holds on VMs that still exist.
 func countPortForwards(tx *gorm.DB, tenantID string, n *int64) error {
 	err := tx.Model(&PortForward{}).
-		Where("tenant_id = ? AND vm_id IN (SELECT id FROM vms WHERE deleted_at IS NULL)", tenantID).Count(n).Error
+		// Correlated, so each forward looks up its one VM: SQLite builds an
+		// uncorrelated IN list from every VM of the region first.
+		Where("tenant_id = ? AND EXISTS (SELECT 1 FROM vms WHERE vms.id = port_forwards.vm_id AND vms.deleted_at IS NULL)", tenantID).Count(n).Error
 	if err != nil {
 		return fmt.Errorf("count port forwards: %w", err)
 	}

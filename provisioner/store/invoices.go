@@ -608,24 +608,85 @@ type OverdueTenant struct {
 }
 
 // OverdueTenants lists tenants whose balance is below their credit limit
-// (below zero without one), most owing first.
+// (below zero without one), most owing first. The balances are computed as
+// GetBalance computes them, for every tenant that was ever billed in one
+// aggregate query: a row per tenant and month not invoiced yet, since each
+// month's VAT is rounded on its own.
 func (s *Store) OverdueTenants(ctx context.Context) ([]OverdueTenant, error) {
-	var ids []struct{ ID, Name string }
-	if err := s.db.WithContext(ctx).Model(&Tenant{}).Select("id, name").
-		Where("id IN (SELECT tenant_id FROM invoices UNION SELECT tenant_id FROM usage_totals)").Scan(&ids).Error; err != nil {
-		return nil, err
+	rows, err := s.db.WithContext(ctx).Raw(`
+WITH billed AS (
+	SELECT tenant_id FROM invoices UNION SELECT tenant_id FROM usage_totals
+), paid AS (
+	SELECT tenant_id,
+		SUM(CASE WHEN kind = ? THEN amount_minor ELSE 0 END) AS paid,
+		SUM(CASE WHEN kind = ? THEN amount_minor ELSE 0 END) AS credited
+	FROM payments GROUP BY tenant_id
+), invoiced AS (
+	SELECT tenant_id, SUM(total_minor) AS invoiced FROM invoices GROUP BY tenant_id
+), unbilled AS (
+	SELECT u.tenant_id, u.month, SUM(u.amount_minor) AS amount
+	FROM usage_totals u
+	WHERE NOT EXISTS (SELECT 1 FROM invoices i WHERE i.tenant_id = u.tenant_id AND i.month = u.month AND i.kind = ?)
+	GROUP BY u.tenant_id, u.month
+)
+SELECT t.id, t.name, t.credit_limit_minor, bs.currency, bs.vat_bp, bs.default_credit_limit_minor,
+	COALESCE(paid.paid, 0), COALESCE(paid.credited, 0), COALESCE(invoiced.invoiced, 0), COALESCE(unbilled.amount, 0)
+FROM tenants t
+JOIN billed ON billed.tenant_id = t.id
+CROSS JOIN billing_settings bs
+LEFT JOIN paid ON paid.tenant_id = t.id
+LEFT JOIN invoiced ON invoiced.tenant_id = t.id
+LEFT JOIN unbilled ON unbilled.tenant_id = t.id
+WHERE bs.id = 1
+ORDER BY t.id`, PaymentKind, CreditKind, InvoiceKind).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("overdue tenants: %w", err)
 	}
-	var out []OverdueTenant
-	for _, t := range ids {
-		b, err := s.GetBalance(ctx, t.ID)
-		if err != nil {
-			return nil, err
+	defer rows.Close()
+	var (
+		out   []OverdueTenant
+		cur   *OverdueTenant
+		limit *int64
+	)
+	flush := func() {
+		if cur == nil {
+			return
+		}
+		b := &cur.Balance
+		b.Balance.Minor = b.Paid.Minor + b.Credited.Minor - b.Invoiced.Minor - b.Unbilled.Minor
+		if limit != nil {
+			b.CreditLimit = &Money{*limit, b.Balance.Currency}
 		}
 		if b.Overdue() {
-			out = append(out, OverdueTenant{TenantID: t.ID, Name: t.Name, Balance: b})
+			out = append(out, *cur)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Balance.Balance.Minor < out[j].Balance.Balance.Minor })
+	for rows.Next() {
+		var (
+			id, name, currency             string
+			own, deflt                     *int64
+			vatBP                          int
+			paid, credited, invoiced, open int64
+		)
+		if err := rows.Scan(&id, &name, &own, &currency, &vatBP, &deflt, &paid, &credited, &invoiced, &open); err != nil {
+			return nil, fmt.Errorf("overdue tenants: %w", err)
+		}
+		if cur == nil || cur.TenantID != id {
+			flush()
+			cur = &OverdueTenant{TenantID: id, Name: name, Balance: Balance{Paid: Money{paid, currency}, Credited: Money{credited, currency},
+				Invoiced: Money{invoiced, currency}, Unbilled: Money{0, currency}, Balance: Money{0, currency}}}
+			limit = own
+			if limit == nil {
+				limit = deflt
+			}
+		}
+		cur.Balance.Unbilled.Minor += open + VATAmount(open, vatBP)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("overdue tenants: %w", err)
+	}
+	flush()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Balance.Balance.Minor < out[j].Balance.Balance.Minor })
 	return out, nil
 }
 

@@ -142,21 +142,37 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 	last := recs[len(recs)-1]
 	byPrice := map[string]*UsageTotal{}
 	var order []string
+	// The price found for an hour holds until its item changes or the next
+	// version begins; hours run forward, so one lookup serves a stretch.
+	var (
+		p       Price
+		priced  bool
+		pItem   string
+		pUntil  time.Time // zero: no later version
+		pLooked bool
+		t       *UsageTotal
+	)
 	for h, m := range marks {
 		if m == 0 {
 			continue
 		}
-		p, priced := book.at(items[h], start.Add(time.Duration(h)*time.Hour))
+		at := start.Add(time.Duration(h) * time.Hour)
+		if !pLooked || items[h] != pItem || (!pUntil.IsZero() && !at.Before(pUntil)) {
+			p, priced, pUntil = book.span(items[h], at)
+			pItem, pLooked, t = items[h], true, nil
+		}
 		if m&running == 0 && priced && !p.BillStopped {
 			continue
 		}
-		key := items[h] + "/" + p.ID
-		t := byPrice[key]
 		if t == nil {
-			t = &UsageTotal{Month: month, ResourceKind: last.ResourceKind, ResourceID: last.ResourceID, PriceID: p.ID,
-				TenantID: last.TenantID, ResourceName: last.ResourceName, Item: items[h], MeteredUntil: until}
-			byPrice[key] = t
-			order = append(order, key)
+			key := items[h] + "/" + p.ID
+			t = byPrice[key]
+			if t == nil {
+				t = &UsageTotal{Month: month, ResourceKind: last.ResourceKind, ResourceID: last.ResourceID, PriceID: p.ID,
+					TenantID: last.TenantID, ResourceName: last.ResourceName, Item: items[h], MeteredUntil: until}
+				byPrice[key] = t
+				order = append(order, key)
+			}
 		}
 		t.Hours++
 		if priced {

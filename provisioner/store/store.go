@@ -88,10 +88,16 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
+	// Idle connections are kept for the busy moments: a new connection costs
+	// a server process on PostgreSQL and a pass over the whole schema on
+	// SQLite, far more than the queries of one page.
 	if dialect == migrations.Postgres {
 		sqlDB.SetMaxOpenConns(50)
-		sqlDB.SetMaxIdleConns(10)
+		sqlDB.SetMaxIdleConns(50)
+	} else {
+		sqlDB.SetMaxIdleConns(32)
 	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
