@@ -55,9 +55,10 @@ type Config struct {
 	// ReadTimeout bounds reading one request, headers and body, so a client
 	// sending slowly cannot hold a connection; default 30 s.
 	ReadTimeout time.Duration
-	// MaxConnsPerIP caps the connections one client address holds at once
-	// (further ones are answered 429 and closed); default 128, none when
-	// TrustProxy is set, since every client then arrives from the proxy.
+	// MaxConnsPerIP caps the connections one client address (IPv4 or IPv6)
+	// holds at once (further ones are answered 429 and closed); default 128,
+	// none when TrustProxy is set, since every client then arrives from the
+	// proxy.
 	MaxConnsPerIP int
 }
 
@@ -204,6 +205,7 @@ func (s *Server) App() *fiber.App { return s.app }
 // Serve listens on ln until ctx is cancelled, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
+	ln = capPerAddress(ln, s.cfg.MaxConnsPerIP)
 	go func() { errc <- s.app.Listener(ln) }()
 	select {
 	case err := <-errc:

@@ -31,7 +31,6 @@ func (s *Server) routes() *fiber.App {
 		cfg.ProxyHeader = fiber.HeaderXForwardedFor
 	}
 	app := fiber.New(cfg)
-	app.Server().MaxConnsPerIP = s.cfg.MaxConnsPerIP
 	app.Use(s.observe, recover.New(), secureHeaders, limitBody)
 
 	app.Get("/healthz", s.handleHealth)
