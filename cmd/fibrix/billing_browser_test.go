@@ -47,32 +47,8 @@ func TestBrowserBilling(t *testing.T) {
 	customer.must("POST", "/ssh-keys", map[string]string{"name": "laptop", "public_key": authorizedKey(t, "o@laptop")}, nil, 201)
 
 	ctx := browserContext(t, exe)
-	step := 0
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			step++
-			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(shots, fmt.Sprintf("billing-%02d-%s.png", step, name)), buf, 0o644)
-		})
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			_ = chromedp.Do(ctx, shot("failed"))
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return strings.Join(strings.Fields(s), " ")
-	}
+	tr := &tour{t: t, ctx: ctx, dir: shots, prefix: "billing"}
+	shot, run, text := tr.shot, tr.run, tr.text
 	login := func(email, password string) chromedp.Action[chromedp.Void] {
 		return chromedp.Steps(
 			chromedp.Navigate(in.URL+"/login"),
@@ -223,4 +199,43 @@ func TestBrowserBilling(t *testing.T) {
 	if pdf != "200 application/pdf %PDF-" {
 		t.Errorf("the invoice's PDF link answers %q", pdf)
 	}
+}
+
+// tour drives one browser context through a test: shot saves a numbered
+// full-page screenshot, run does steps (saving a screenshot on failure) and
+// text reads an element's text with its spaces collapsed.
+type tour struct {
+	t      *testing.T
+	ctx    context.Context
+	dir    string
+	prefix string
+	step   int
+}
+
+func (tr *tour) shot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		tr.step++
+		buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(tr.dir, fmt.Sprintf("%s-%02d-%s.png", tr.prefix, tr.step, name)), buf, 0o644)
+	})
+}
+
+func (tr *tour) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	tr.t.Helper()
+	if err := chromedp.Do(tr.ctx, actions...); err != nil {
+		_ = chromedp.Do(tr.ctx, tr.shot("failed"))
+		tr.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (tr *tour) text(sel string) string {
+	tr.t.Helper()
+	s, err := chromedp.Run(tr.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		tr.t.Fatalf("read %s: %v", sel, err)
+	}
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,32 +24,8 @@ func TestBrowserTwoFactor(t *testing.T) {
 	customer.must("POST", "/auth/signup", map[string]string{"tenant": "Two Factor Ltd", "email": email, "password": password}, nil, 201)
 
 	ctx := browserContext(t, exe)
-	step := 0
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			step++
-			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(shots, fmt.Sprintf("two-factor-%02d-%s.png", step, name)), buf, 0o644)
-		})
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			_ = chromedp.Do(ctx, shot("failed"))
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return strings.Join(strings.Fields(s), " ")
-	}
+	tr := &tour{t: t, ctx: ctx, dir: shots, prefix: "two-factor"}
+	shot, run, text := tr.shot, tr.run, tr.text
 	codeNow := func(secret string) string {
 		t.Helper()
 		c, err := otp.Code(secret, otp.Step(time.Now()))
