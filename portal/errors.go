@@ -17,7 +17,7 @@ type httpError struct {
 	code    string
 	message string
 	field   string
-	// retryAfter, in seconds, for 429.
+	// retryAfter, in seconds, for 429 and 503.
 	retryAfter int
 }
 
@@ -62,6 +62,9 @@ func classify(err error) *httpError {
 		}
 		return &httpError{status: fe.Code, code: code, message: strings.ToLower(fe.Message[:1]) + fe.Message[1:]}
 	}
+	if store.Unavailable(err) {
+		return errUnavailable()
+	}
 	if e, ok := store.AsError(err); ok {
 		he := &httpError{message: e.Message, field: e.Field}
 		switch {
@@ -91,6 +94,22 @@ func classify(err error) *httpError {
 	return &httpError{status: fiber.StatusInternalServerError, code: "internal", message: "something went wrong on our side"}
 }
 
+// errUnavailable answers every request that met an unreachable or locked
+// database; the client should try again once it is back. (A change may
+// still have been made before the database went away: retries of creates
+// meet the usual conflict and quota checks.)
+func errUnavailable() *httpError {
+	return &httpError{status: fiber.StatusServiceUnavailable, code: codeUnavailable,
+		message: "the database is unreachable at the moment; try again in a few seconds", retryAfter: unavailableRetry}
+}
+
+// codeUnavailable is the API error code of errUnavailable.
+const codeUnavailable = "unavailable"
+
+// unavailableRetry is the Retry-After, in seconds, of errUnavailable: about
+// how long a database restart or failover takes.
+const unavailableRetry = 5
+
 type apiErrorBody struct {
 	Error apiErrorDetail `json:"error"`
 }
@@ -103,21 +122,25 @@ type apiErrorDetail struct {
 }
 
 // handleError writes the response for an error that reached the edge, and
-// logs it once: server faults at error level with the cause, refusals at
-// debug level.
+// logs it once: an unreachable database at warn level (the cause carries
+// no credentials: the drivers name host, user and database only), other
+// server faults at error level with the cause, refusals at debug level.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	he := classify(err)
 	log := s.logger(c)
-	if he.status >= 500 {
+	switch {
+	case he.code == codeUnavailable:
+		log.Warn("request failed: database unavailable", "err", err, "path", c.Path())
+	case he.status >= 500:
 		log.Error("request failed", "err", err, "path", c.Path())
-	} else {
+	default:
 		log.Debug("request refused", "status", he.status, "code", he.code, "reason", he.message)
 	}
 	if he.retryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, itoa(he.retryAfter))
 	}
 	msg := he.message
-	if he.status >= 500 {
+	if he.status >= 500 && he.code != codeUnavailable {
 		msg = "something went wrong on our side; quote reference " + requestID(c) + " if you contact support"
 	}
 	c.Status(he.status)
@@ -159,6 +182,8 @@ func errorTitle(status int) string {
 		return "Slow down"
 	case fiber.StatusUnauthorized:
 		return "Please log in"
+	case fiber.StatusServiceUnavailable:
+		return "Temporarily unavailable"
 	}
 	if status >= 500 {
 		return "Something went wrong"

@@ -87,7 +87,7 @@ func (s *Server) handleMetrics(c *fiber.Ctx) error {
 
 func (s *Server) handleHealth(c *fiber.Ctx) error {
 	if err := s.store.Ping(c.UserContext()); err != nil {
-		s.logger(c).Error("health check: database unreachable", "err", err)
+		s.logger(c).Warn("health check: database unreachable", "err", err)
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "database": "unreachable"})
 	}
 	return c.JSON(fiber.Map{"status": "ok", "database": string(s.store.Dialect()), "version": s.cfg.Version})

@@ -111,7 +111,10 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		}
 	}
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status == fiber.StatusServiceUnavailable:
+		level = slog.LevelWarn // the database is away; handleError said why
+	case status >= 500:
 		level = slog.LevelError
 	}
 	log.Log(c.UserContext(), level, "request", attrs...)
@@ -200,8 +203,10 @@ func (s *Server) identityFromSession(c *fiber.Ctx, raw string) (*identity, error
 		return nil, errBadSession
 	}
 	u, err := s.store.GetUser(c.UserContext(), claims.Subject)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errBadSession
+	} else if err != nil {
+		return nil, err // an unreachable database must not sign the browser out
 	}
 	if subtle.ConstantTimeCompare([]byte(claims.PasswordStamp), []byte(s.passwordStamp(u.PasswordHash))) != 1 {
 		return nil, errBadSession

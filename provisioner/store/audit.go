@@ -41,8 +41,8 @@ func (s *Store) change(ctx context.Context, a Actor, action string, t *Target, f
 		}
 		return tx.Create(auditEntry(a, action, t, ResultSuccess, "")).Error
 	})
-	if err == nil {
-		return nil
+	if err == nil || Unavailable(err) {
+		return err // with the database away, a failure entry cannot be written either
 	}
 	detail := "internal error"
 	if e, ok := AsError(err); ok {

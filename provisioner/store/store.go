@@ -67,18 +67,22 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	cfg := &gorm.Config{
 		TranslateError: true,
 		NowFunc:        func() time.Time { return time.Now().UTC() },
-		Logger: logger.NewSlogLogger(log.With("component", "db"), logger.Config{
+		Logger: quietUnavailable{logger.NewSlogLogger(log.With("component", "db"), logger.Config{
 			SlowThreshold:             time.Second,
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true,
 			LogLevel:                  logger.Warn,
-		}),
+		})},
 	}
 	var dial gorm.Dialector
 	if dialect == migrations.Postgres {
 		dial = postgres.Open(dsn)
 	} else {
-		dial = sqlite.Open(dsn)
+		conn, err := sql.Open(sqlite.DriverName, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		}
+		dial = &sqlite.Dialector{DSN: dsn, Conn: newWriterPool(conn, writerWait)}
 	}
 	db, err := gorm.Open(dial, cfg)
 	if err != nil {
