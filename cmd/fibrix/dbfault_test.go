@@ -8,13 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -27,6 +25,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/fibrixcloud/fibrix/provisioner/pgtest"
 )
 
 // The PostgreSQL outage: how long the server stays down, how soon the same
@@ -46,13 +46,15 @@ const (
 // hang; afterwards the same process must serve again by itself, and every
 // write acknowledged with a 2xx at any time must be in the database.
 func TestPostgresOutage(t *testing.T) {
-	pg := startFaultPostgres(t)
+	// A cluster of the test's own, which it may stop and start (the shared
+	// test cluster of pgtest must stay up).
+	pg := pgtest.NewCluster(t)
 	bin := buildBinary(t)
 	work := t.TempDir()
 	// A password the server never asks for (trust authentication): it must
 	// not show up in any log line.
 	const dsnSecret = "dsn-secret-Zq8vX2"
-	dsn := pg.dsn() + " password=" + dsnSecret
+	dsn := pg.DSN() + " password=" + dsnSecret
 	if out, err := exec.Command(bin, "migrate", "--database-url", dsn, "--data-dir", work).CombinedOutput(); err != nil {
 		t.Fatalf("fibrix migrate: %v\n%s", err, out)
 	}
@@ -113,7 +115,7 @@ func TestPostgresOutage(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	var ph faultPhases
 	ph.stopBegin = time.Now()
-	pg.stop(t)
+	pg.Stop(t)
 	ph.stopDone = time.Now()
 	t.Logf("PostgreSQL stopped in %s", ph.stopDone.Sub(ph.stopBegin).Round(time.Millisecond))
 	time.Sleep(outageLength)
@@ -121,7 +123,7 @@ func TestPostgresOutage(t *testing.T) {
 		t.Fatalf("fibrix serve exited during the outage:\n%s", lastLines(srv.logText(), 40))
 	}
 	ph.startBegin = time.Now()
-	pg.start(t)
+	pg.Start(t)
 	ph.startDone = time.Now()
 	t.Logf("PostgreSQL started again in %s", ph.startDone.Sub(ph.startBegin).Round(time.Millisecond))
 
@@ -156,7 +158,7 @@ func TestPostgresOutage(t *testing.T) {
 	// delete is gone from it.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	db, err := pgx.Connect(ctx, pg.dsn())
+	db, err := pgx.Connect(ctx, pg.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,100 +642,4 @@ func (s *faultServer) browserLogin(t *testing.T, email string) *faultBrowser {
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &faultBrowser{base: s.url, http: c}
-}
-
-// faultPostgres is a PostgreSQL server of this test's own, which it may
-// stop and start (the shared test cluster of pgtest must stay up).
-type faultPostgres struct {
-	bin, dir string
-	port     int
-	runAs    []string // runuser prefix when root
-}
-
-// startFaultPostgres initialises and starts a throwaway cluster reachable
-// only over a unix socket in a temporary directory.
-func startFaultPostgres(t *testing.T) *faultPostgres {
-	t.Helper()
-	bin := os.Getenv("FIBRIX_PG_BIN")
-	if bin == "" {
-		dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-		slices.SortFunc(dirs, func(a, b string) int {
-			va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-			vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-			return vb - va
-		})
-		for _, d := range dirs {
-			if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
-				bin = d
-				break
-			}
-		}
-	}
-	if bin == "" {
-		msg := "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin; set FIBRIX_PG_BIN)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	// Short: the socket path must fit in sun_path.
-	dir, err := os.MkdirTemp("", "fbxpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	n, _ := rand.Int(rand.Reader, big.NewInt(20000))
-	pg := &faultPostgres{bin: bin, dir: dir, port: 40000 + int(n.Int64())}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root needs a postgres user to run PostgreSQL as: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		pg.runAs = []string{"runuser", "-u", "postgres", "--"}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	pg.run(t, "initdb", "-D", filepath.Join(dir, "data"), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync")
-	pg.start(t)
-	t.Cleanup(func() {
-		_ = pg.command("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop").Run()
-	})
-	return pg
-}
-
-func (pg *faultPostgres) dsn() string {
-	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", pg.dir, pg.port)
-}
-
-func (pg *faultPostgres) command(name string, args ...string) *exec.Cmd {
-	argv := append(slices.Clone(pg.runAs), append([]string{filepath.Join(pg.bin, name)}, args...)...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	return cmd
-}
-
-func (pg *faultPostgres) run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := pg.command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-func (pg *faultPostgres) start(t *testing.T) {
-	t.Helper()
-	opts := fmt.Sprintf("-k %s -p %d -c listen_addresses='' -c fsync=off -c max_connections=200", pg.dir, pg.port)
-	pg.run(t, "pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-l", filepath.Join(pg.dir, "log"), "-o", opts, "-w", "-t", "60", "start")
-}
-
-// stop is a fast shutdown: sessions are ended, in-flight transactions
-// rolled back.
-func (pg *faultPostgres) stop(t *testing.T) {
-	t.Helper()
-	pg.run(t, "pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-m", "fast", "-w", "-t", "60", "stop")
 }

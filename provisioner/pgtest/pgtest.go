@@ -1,7 +1,8 @@
 // Package pgtest gives tests a real, throwaway PostgreSQL server: one
 // cluster per test binary, started on first use in its own temporary
 // directory and reachable only over a unix socket, and one fresh, empty
-// database per test.
+// database per test. A test that must stop and start the server, to see
+// what an outage does, gets a cluster of its own from NewCluster.
 //
 // Use it from a package's tests:
 //
@@ -14,9 +15,9 @@
 //
 // The binaries are taken from the directory named by FIBRIX_PG_BIN (which
 // must then hold them), else the highest /usr/lib/postgresql/*/bin, else PATH
-// (initdb and pg_ctl). When none is found, DSN skips the test, or fails it
-// when the environment variable CI is non-empty. PostgreSQL 13 or later is
-// required.
+// (initdb and pg_ctl). When none is found, DSN and NewCluster skip the test,
+// or fail it when the environment variable CI is non-empty. PostgreSQL 13 or
+// later is required.
 //
 // When the tests run as root, initdb and the server run as the postgres user
 // (through runuser), since PostgreSQL refuses to run as root.
@@ -95,16 +96,25 @@ var cluster = &clusterState{}
 // clusterState is a lazily started cluster. The zero value is not started.
 type clusterState struct {
 	mu      sync.Mutex
-	started bool  // start was attempted; err holds its outcome
-	stopped bool  // stop ran; no more databases
-	err     error // why start failed, reported to every caller
+	started bool     // start was attempted; err holds its outcome
+	stopped bool     // stop ran; no more databases
+	err     error    // why start failed, reported to every caller
+	c       *Cluster // the running cluster, when start succeeded
+}
+
+// Cluster is a throwaway PostgreSQL cluster in a temporary directory,
+// reachable only over a unix socket there. Its Stop and Start, which must
+// not be called concurrently, stop the server and start it again on the same
+// port and data directory.
+type Cluster struct {
 	bin     string
 	runAs   string // user to run initdb and pg_ctl as, "" for the current user
 	runuser string // path of runuser, when runAs is set
 	dir     string // temporary directory: data/, log, socket, owner file
 	port    int
-	// watchdog removes the cluster if this process dies without Main
-	// stopping it: it waits for EOF on its stdin, whose write end only this
+	running bool // the server was started and not stopped since
+	// watchdog removes the cluster if this process dies without it being
+	// removed: it waits for EOF on its stdin, whose write end only this
 	// process holds.
 	watchdog      *exec.Cmd
 	watchdogStdin io.WriteCloser
@@ -137,13 +147,9 @@ func Main(m *testing.M) int {
 // environment variable CI is non-empty.
 func DSN(t testing.TB) string {
 	t.Helper()
-	c := cluster
-	if err := c.ensureStarted(); err != nil {
-		var notInstalled *notInstalledError
-		if errors.As(err, &notInstalled) && os.Getenv("CI") == "" {
-			t.Skip(err.Error())
-		}
-		t.Fatal(err.Error())
+	c, err := cluster.ensureStarted()
+	if err != nil {
+		skipOrFail(t, err)
 	}
 
 	name := fmt.Sprintf("t_%016x", rand.Uint64())
@@ -162,31 +168,89 @@ func DSN(t testing.TB) string {
 	return c.dsn(name)
 }
 
-// ensureStarted starts the cluster unless a start was already attempted, and
-// returns the outcome of that one attempt.
-func (c *clusterState) ensureStarted() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return errors.New("pgtest: cluster already stopped (DSN called after Main's tests finished)")
+// NewCluster creates and starts a cluster of t's own, apart from the one
+// DSN uses, which t may stop and start (see Cluster). It is stopped and
+// removed in t.Cleanup.
+//
+// When PostgreSQL is not installed NewCluster skips t, or fails it when the
+// environment variable CI is non-empty.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := newCluster()
+	if err != nil {
+		skipOrFail(t, err)
 	}
-	if !c.started {
-		c.started = true
-		c.err = c.start()
-	}
-	return c.err
+	t.Cleanup(func() {
+		// Immediate: nothing in a test's own cluster is worth a checkpoint.
+		if err := c.remove("immediate"); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return c
 }
 
-// dsn returns the DSN of database name. It reads dir and port without
-// c.mu: start sets them under c.mu and they never change afterwards, and
-// callers have passed through ensureStarted (or hold c.mu).
-func (c *clusterState) dsn(name string) string {
+// DSN returns the DSN (key=value form) of the cluster's maintenance
+// database postgres.
+func (c *Cluster) DSN() string { return c.dsn("postgres") }
+
+// Stop stops the server with a fast shutdown: sessions are ended and
+// in-flight transactions rolled back.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	if err := c.stopServer(ctx, "fast"); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// Start starts the server again after Stop, on the same port and data
+// directory.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	if err := c.startServer(ctx); err != nil {
+		t.Fatal(err.Error())
+	}
+}
+
+// skipOrFail ends t for err, a failure to start a cluster: a skip when
+// PostgreSQL is not installed and the environment variable CI is empty, a
+// failure otherwise.
+func skipOrFail(t testing.TB, err error) {
+	t.Helper()
+	var notInstalled *notInstalledError
+	if errors.As(err, &notInstalled) && os.Getenv("CI") == "" {
+		t.Skip(err.Error())
+	}
+	t.Fatal(err.Error())
+}
+
+// ensureStarted starts the cluster unless a start was already attempted, and
+// returns the outcome of that one attempt.
+func (s *clusterState) ensureStarted() (*Cluster, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil, errors.New("pgtest: cluster already stopped (DSN called after Main's tests finished)")
+	}
+	if !s.started {
+		s.started = true
+		s.c, s.err = newCluster()
+	}
+	return s.c, s.err
+}
+
+// dsn returns the DSN of database name. dir and port never change once
+// newCluster has returned.
+func (c *Cluster) dsn(name string) string {
 	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable",
 		quoteDSN(c.dir), c.port, superuser, name)
 }
 
 // exec runs one statement in the maintenance database postgres.
-func (c *clusterState) exec(ctx context.Context, sql string) error {
+func (c *Cluster) exec(ctx context.Context, sql string) error {
 	conn, err := pgx.Connect(ctx, c.dsn("postgres"))
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -198,28 +262,28 @@ func (c *clusterState) exec(ctx context.Context, sql string) error {
 	return nil
 }
 
-// start creates, configures and starts the cluster. On failure it removes
-// whatever it created. Called with c.mu held.
-func (c *clusterState) start() error {
+// newCluster creates, configures and starts a cluster. On failure it
+// removes whatever it created.
+func newCluster() (*Cluster, error) {
 	bin, err := findBin(libBinGlob)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c.bin = bin
+	c := &Cluster{bin: bin}
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup(superuser)
 		if err != nil {
-			return fmt.Errorf("pgtest: running as root needs a %q user to run PostgreSQL as: %w", superuser, err)
+			return nil, fmt.Errorf("pgtest: running as root needs a %q user to run PostgreSQL as: %w", superuser, err)
 		}
 		if uid, err = strconv.Atoi(u.Uid); err != nil {
-			return fmt.Errorf("pgtest: uid of %s: %w", superuser, err)
+			return nil, fmt.Errorf("pgtest: uid of %s: %w", superuser, err)
 		}
 		if gid, err = strconv.Atoi(u.Gid); err != nil {
-			return fmt.Errorf("pgtest: gid of %s: %w", superuser, err)
+			return nil, fmt.Errorf("pgtest: gid of %s: %w", superuser, err)
 		}
 		if c.runuser, err = exec.LookPath("runuser"); err != nil {
-			return fmt.Errorf("pgtest: running as root needs runuser to run PostgreSQL as %s: %w", superuser, err)
+			return nil, fmt.Errorf("pgtest: running as root needs runuser to run PostgreSQL as %s: %w", superuser, err)
 		}
 		c.runAs = superuser
 	}
@@ -231,17 +295,17 @@ func (c *clusterState) start() error {
 	c.removeStale(base)
 
 	if c.dir, err = os.MkdirTemp(base, dirPrefix); err != nil {
-		return fmt.Errorf("pgtest: create cluster directory: %w", err)
+		return nil, fmt.Errorf("pgtest: create cluster directory: %w", err)
 	}
 	if err := c.prepare(uid, gid); err != nil {
 		c.cleanupFailed()
-		return err
+		return nil, err
 	}
-	return nil
+	return c, nil
 }
 
 // prepare fills the fresh directory c.dir and starts the server in it.
-func (c *clusterState) prepare(uid, gid int) error {
+func (c *Cluster) prepare(uid, gid int) error {
 	// Traversable, so that other users can reach the socket.
 	if err := os.Chmod(c.dir, 0o755); err != nil {
 		return fmt.Errorf("pgtest: chmod cluster directory: %w", err)
@@ -291,9 +355,8 @@ full_page_writes = off
 		return fmt.Errorf("pgtest: write postgresql.conf: %w", err)
 	}
 
-	logFile := filepath.Join(c.dir, "log")
-	if out, err := runSetup(c.command(ctx, "pg_ctl", "-D", data, "-l", logFile, "-w", "-t", "60", "start")); err != nil {
-		return fmt.Errorf("pgtest: pg_ctl start: %s\nserver log:\n%s: %w", bytes.TrimSpace(out), logTail(logFile), err)
+	if err := c.startServer(ctx); err != nil {
+		return err
 	}
 
 	// Check that this process can connect, and the version.
@@ -301,7 +364,7 @@ full_page_writes = off
 	defer scancel()
 	conn, err := pgx.Connect(sctx, c.dsn("postgres"))
 	if err != nil {
-		return fmt.Errorf("pgtest: connect to new cluster in %s\nserver log:\n%s: %w", c.dir, logTail(logFile), err)
+		return fmt.Errorf("pgtest: connect to new cluster in %s\nserver log:\n%s: %w", c.dir, logTail(c.logFile()), err)
 	}
 	defer conn.Close(context.Background())
 	var version int
@@ -313,6 +376,29 @@ full_page_writes = off
 	}
 	return nil
 }
+
+// startServer starts the server of the cluster's data directory, which
+// postgresql.conf there configures, and waits until it accepts connections.
+func (c *Cluster) startServer(ctx context.Context) error {
+	if out, err := runSetup(c.command(ctx, "pg_ctl", "-D", c.dataDir(), "-l", c.logFile(), "-w", "-t", "60", "start")); err != nil {
+		return fmt.Errorf("pgtest: pg_ctl start: %s\nserver log:\n%s: %w", bytes.TrimSpace(out), logTail(c.logFile()), err)
+	}
+	c.running = true
+	return nil
+}
+
+// stopServer stops the server with the pg_ctl shutdown mode and waits
+// until it is gone.
+func (c *Cluster) stopServer(ctx context.Context, mode string) error {
+	if out, err := c.command(ctx, "pg_ctl", "-D", c.dataDir(), "-m", mode, "-w", "stop").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop: %s: %w", bytes.TrimSpace(out), err)
+	}
+	c.running = false
+	return nil
+}
+
+func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
+func (c *Cluster) logFile() string { return filepath.Join(c.dir, "log") }
 
 // watchdogScript waits for EOF on stdin, then, if the cluster directory $1
 // still exists, stops its server ("$@" is the pg_ctl command) and removes
@@ -333,10 +419,10 @@ exit 1`
 
 // startWatchdog starts a shell, in its own process group so that a Ctrl-C
 // to the test run does not reach it, running watchdogScript. Its stdin is
-// closed by stop, or by the kernel when this process dies in any way (test
+// closed by remove, or by the kernel when this process dies in any way (test
 // timeout panic, SIGKILL), which is what makes a killed test binary leave
 // nothing behind.
-func (c *clusterState) startWatchdog() error {
+func (c *Cluster) startWatchdog() error {
 	args := append([]string{"-c", watchdogScript, "sh", c.dir}, c.argv("pg_ctl")...)
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.SysProcAttr = watchdogAttr()
@@ -353,8 +439,8 @@ func (c *clusterState) startWatchdog() error {
 	return nil
 }
 
-// cleanupFailed removes what a failed start left. Called with c.mu held.
-func (c *clusterState) cleanupFailed() {
+// cleanupFailed removes what a failed start left.
+func (c *Cluster) cleanupFailed() {
 	if c.watchdog != nil {
 		// The watchdog stops a server that got started and removes c.dir.
 		_ = c.watchdogStdin.Close()
@@ -365,18 +451,26 @@ func (c *clusterState) cleanupFailed() {
 }
 
 // stop stops the cluster, if one was started, and removes its directory.
-func (c *clusterState) stop() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stopped = true
-	if !c.started || c.err != nil {
+func (s *clusterState) stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if !s.started || s.err != nil {
 		return nil // never started, or start cleaned up after itself
 	}
+	return s.c.remove("fast")
+}
+
+// remove stops the server, if it runs, with the pg_ctl shutdown mode and
+// removes the cluster directory.
+func (c *Cluster) remove(mode string) error {
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	if out, err := c.command(ctx, "pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "fast", "-w", "stop").CombinedOutput(); err != nil {
-		errs = append(errs, fmt.Errorf("pg_ctl stop: %s: %w", bytes.TrimSpace(out), err))
+	if c.running {
+		if err := c.stopServer(ctx, mode); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove cluster directory: %w", err))
@@ -398,7 +492,7 @@ func (c *clusterState) stop() error {
 // died without their watchdog cleaning up (say, the watchdog was killed too).
 // A cluster is stale when its owner process is gone, or when it has no owner
 // file and is older than staleAge. Best effort: errors are ignored.
-func (c *clusterState) removeStale(base string) {
+func (c *Cluster) removeStale(base string) {
 	dirs, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
 	for _, dir := range dirs {
 		if !isStale(dir) {
@@ -431,7 +525,7 @@ func isStale(dir string) bool {
 
 // command returns a command running the PostgreSQL program name, as c.runAs
 // when set.
-func (c *clusterState) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	argv := append(c.argv(name), args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C") // English messages
@@ -453,7 +547,7 @@ func runSetup(cmd *exec.Cmd) ([]byte, error) {
 
 // argv returns the command line prefix that runs the PostgreSQL program
 // name, as c.runAs when set.
-func (c *clusterState) argv(name string) []string {
+func (c *Cluster) argv(name string) []string {
 	prog := filepath.Join(c.bin, name)
 	if c.runAs == "" {
 		return []string{prog}

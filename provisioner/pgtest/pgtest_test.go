@@ -145,3 +145,29 @@ func TestDropOnCleanup(t *testing.T) {
 		t.Errorf("database %s still exists after its test finished", name)
 	}
 }
+
+// TestClusterStopStart checks that a test's own cluster keeps its port and
+// data across Stop and Start, and is unreachable in between.
+func TestClusterStopStart(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t)
+	conn := connect(t, c.DSN())
+	if _, err := conn.Exec(t.Context(), "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+
+	c.Stop(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if down, err := pgx.Connect(ctx, c.DSN()); err == nil {
+		down.Close(context.Background())
+		t.Fatal("connected to a stopped cluster")
+	}
+
+	c.Start(t)
+	var n int
+	if err := connect(t, c.DSN()).QueryRow(t.Context(), "SELECT n FROM kept").Scan(&n); err != nil || n != 7 {
+		t.Errorf("after Start: n = %d, %v; want 7", n, err)
+	}
+}
