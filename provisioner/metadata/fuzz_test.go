@@ -2,111 +2,27 @@ package metadata_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"crypto/ed25519"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/glebarez/sqlite"
-	"golang.org/x/crypto/ssh"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/fibrixcloud/fibrix/provisioner/metadata"
-	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
-// fuzzVM is a VM with values that appear nowhere else, so that another
-// VM's answer holding one of them is a leak.
+// fuzzVM is a VM of newLab with values that appear nowhere else, so that
+// another VM's answer holding one of them is a leak.
 type fuzzVM struct {
-	id, token, name, key, mac, addr, userData string
+	vm
+	name, userData string
 }
 
 // markers are the values only this VM's documents may hold.
 func (v fuzzVM) markers() []string {
-	return []string{v.id, v.token, v.name, v.key, v.mac, v.addr, v.userData}
-}
-
-// newFuzzLab is newLab and newVM of server_test.go for a *testing.F: a
-// real SQLite store with two tenants' VMs on one subnet.
-func newFuzzLab(f *testing.F) (*store.Store, fuzzVM, fuzzVM) {
-	f.Helper()
-	ctx := context.Background()
-	path := filepath.Join(f.TempDir(), "fibrix.db")
-	st, err := store.Open(ctx, path, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		f.Fatal(err)
-	}
-	raw, err := gorm.Open(sqlite.Open("file:"+path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		f.Fatal(err)
-	}
-	sqlDB, _ := raw.DB()
-	f.Cleanup(func() { _ = sqlDB.Close() })
-	ts := time.Now().UTC()
-	for _, q := range []string{
-		`INSERT INTO subnets (id, name, cidr, gateway, dns_servers, range_start, range_end, created_at, updated_at) VALUES
-			('lan', 'lan', '10.20.0.0/24', '10.20.0.1', '10.20.0.1,9.9.9.9', '10.20.0.10', '10.20.0.200', ?, ?)`,
-		`INSERT INTO hosts (id, name, uri, state, cores, memory_mib, disk_gib, disk_free_gib, created_at, updated_at)
-			VALUES ('h1', 'kvm-1', 'test:///default', 'ready', 64, 262144, 4096, 4096, ?, ?)`,
-	} {
-		if err := raw.Exec(q, ts, ts).Error; err != nil {
-			f.Fatal(err)
-		}
-	}
-	if _, err := st.CreateImage(ctx, store.Actor{Email: "staff@example.com"}, store.ImageInput{
-		Name: "debian-12", OS: "Debian", Version: "12", SourceURL: "https://images.example.com/debian-12.qcow2",
-		Checksum: "sha256:" + fmt.Sprintf("%064x", 1), Enabled: true,
-	}); err != nil {
-		f.Fatal(err)
-	}
-	newVM := func(seed byte, tenant, name, userData, mac, addr string) fuzzVM {
-		ten, u, err := st.SignUp(ctx, store.Actor{}, tenant, tenant+"@example.com", "hash")
-		if err != nil {
-			f.Fatal(err)
-		}
-		a := store.Actor{UserID: u.ID, Email: u.Email, TenantID: ten.ID}
-		pub, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize)).Public())
-		if err != nil {
-			f.Fatal(err)
-		}
-		k, err := st.AddSSHKey(ctx, a, ten.ID, "laptop", string(ssh.MarshalAuthorizedKey(pub)))
-		if err != nil {
-			f.Fatal(err)
-		}
-		v, err := st.CreateVM(ctx, a, ten.ID, store.VMOrder{Name: name, Plan: "nano", Image: "debian-12", SSHKeys: []string{k.ID}, UserData: userData})
-		if err != nil {
-			f.Fatal(err)
-		}
-		tok, err := st.EnsureMetadataToken(ctx, v.ID)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if err := raw.Exec(`UPDATE vms SET mac = ? WHERE id = ?`, mac, v.ID).Error; err != nil {
-			f.Fatal(err)
-		}
-		if err := raw.Exec(`INSERT INTO ip_addresses (subnet_id, address, vm_id, created_at) VALUES ('lan', ?, ?, ?)`, addr, v.ID, ts).Error; err != nil {
-			f.Fatal(err)
-		}
-		// The key as it is stored, without its comment.
-		key := strings.Fields(k.PublicKey)[1]
-		return fuzzVM{v.ID, tok, name, key, mac, addr, userData}
-	}
-	a := newVM(1, "alpha", "alphaweb", "#cloud-config\nruncmd: [touch /alpha-marker-3e1]\n", "52:54:00:00:00:0a", "10.20.0.11")
-	b := newVM(2, "bravo", "bravodb", "#!/bin/sh\necho bravo-marker-9d2\n", "52:54:00:00:00:0b", "10.20.0.12")
-	return st, a, b
+	// The key without its type, in case an answer held it in another form.
+	return []string{v.id, v.token, v.name, strings.Fields(v.key)[1], v.mac, v.addr, v.userData}
 }
 
 // FuzzRequest fuzzes the method, request target and source address of
@@ -115,8 +31,13 @@ func newFuzzLab(f *testing.F) (*store.Store, fuzzVM, fuzzVM) {
 // 200 comes only for exactly /{token}/{document} from that token's VM's
 // address and holds that VM's data and nothing of the other's.
 func FuzzRequest(f *testing.F) {
-	st, a, b := newFuzzLab(f)
-	srv, err := metadata.New(metadata.Config{Zone: "cloud.internal"}, st, nil)
+	l := newLab(f)
+	newVM := func(tenant, name, userData, mac, addr string) fuzzVM {
+		return fuzzVM{l.newVM(f, tenant, name, userData, mac, "lan", addr), name, userData}
+	}
+	a := newVM("alpha", "alphaweb", "#cloud-config\nruncmd: [touch /alpha-marker-3e1]\n", "52:54:00:00:00:0a", "10.20.0.11")
+	b := newVM("bravo", "bravodb", "#!/bin/sh\necho bravo-marker-9d2\n", "52:54:00:00:00:0b", "10.20.0.12")
+	srv, err := metadata.New(metadata.Config{Zone: "cloud.internal"}, l.st, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -37,7 +37,7 @@ type lab struct {
 	raw *gorm.DB
 }
 
-func newLab(t *testing.T) lab {
+func newLab(t testing.TB) lab {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fibrix.db")
@@ -81,7 +81,7 @@ type vm struct {
 
 // newVM signs up a tenant with one key and orders a VM; addr "" leaves it
 // without an address.
-func (l lab) newVM(t *testing.T, tenant, name, userData, mac, subnet, addr string) vm {
+func (l lab) newVM(t testing.TB, tenant, name, userData, mac, subnet, addr string) vm {
 	t.Helper()
 	ctx := context.Background()
 	ten, u, err := l.st.SignUp(ctx, store.Actor{}, tenant, tenant+"@example.com", "hash")
@@ -112,7 +112,8 @@ func (l lab) newVM(t *testing.T, tenant, name, userData, mac, subnet, addr strin
 	return vm{v.ID, tok, strings.TrimSpace(k.PublicKey), mac, addr}
 }
 
-func pubKey(t *testing.T) string {
+func pubKey(t testing.TB) string {
+	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
