@@ -5,32 +5,32 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fibrixcloud/fibrix/provisioner/backoff"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
 // meterLoop turns usage records into usage totals every interval, and once
 // at start. A pass that fails is logged and made up by the next one:
-// metering recomputes from the records.
+// metering recomputes from the records. Passes that keep failing wait longer
+// each time, up to DefaultMax of package backoff.
 func meterLoop(ctx context.Context, st *store.Store, every time.Duration, log *slog.Logger) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
+	passes := &backoff.Loop{Base: every, Max: max(every, backoff.DefaultMax), What: "metering pass", Log: log}
 	for {
 		start := time.Now()
 		reps, err := st.MeterNow(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("metering pass failed; the next one makes it up", "err", err)
-		case err == nil:
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := passes.Next(ctx, err)
+		if err == nil {
 			for _, r := range reps {
 				log.Info("usage metered", "month", r.Month, "until", r.Until.Format(time.RFC3339), "resources", r.Resources,
 					"totals", r.Rows, "took", time.Since(start).Round(time.Millisecond))
 			}
 			issueMonthEnd(ctx, st, log)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

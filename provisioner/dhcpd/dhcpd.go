@@ -26,6 +26,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"golang.org/x/sys/unix"
 
+	"github.com/fibrixcloud/fibrix/provisioner/backoff"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -177,16 +178,13 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		})
 	}
 	wg.Go(func() {
-		t := time.NewTicker(s.cfg.Refresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := s.handler.Refresh(ctx); err != nil && ctx.Err() == nil {
-					s.log.WarnContext(ctx, "reread boot subnets", "err", err)
-				}
+		// While the database is out the subnets read last stay in force.
+		rereads := &backoff.Loop{Base: s.cfg.Refresh, What: "rereading boot subnets", Log: s.log}
+		wait := s.cfg.Refresh
+		for backoff.Sleep(ctx, wait) {
+			err := s.handler.Refresh(ctx)
+			if ctx.Err() == nil {
+				wait = rereads.Next(ctx, err)
 			}
 		}
 	})

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fibrixcloud/fibrix/provisioner/backoff"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -72,20 +73,16 @@ type Config struct {
 	// Backoff is the wait before the next pass after the n-th failure
 	// (n from 1); default Backoff(2s, 5m).
 	Backoff func(attempt int) time.Duration
+	// MaxPollBackoff caps the wait between claims while they fail (the
+	// database is out); default 30s.
+	MaxPollBackoff time.Duration
 }
 
 // Backoff returns exponential backoff with jitter: about base, 2×base,
 // 4×base … capped at limit, each drawn from [½, 1] of its nominal value so
 // VMs that failed together do not retry together.
 func Backoff(base, limit time.Duration) func(attempt int) time.Duration {
-	return func(attempt int) time.Duration {
-		d := base
-		for i := 1; i < attempt && d < limit; i++ {
-			d *= 2
-		}
-		d = min(d, limit)
-		return d/2 + rand.N(d/2+1)
-	}
+	return func(attempt int) time.Duration { return backoff.Nth(base, limit, attempt) }
 }
 
 func (c Config) withDefaults() Config {
@@ -97,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Poll <= 0 {
 		c.Poll = DefaultPoll
+	}
+	if c.MaxPollBackoff <= 0 {
+		c.MaxPollBackoff = backoff.DefaultMax
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
@@ -155,6 +155,8 @@ func (e *Engine) Serve(ctx context.Context) error {
 }
 
 func (e *Engine) work(ctx context.Context, log *slog.Logger) {
+	// While the database is out, claims fail: wait longer after each.
+	claims := &backoff.Loop{Base: e.cfg.Poll, Max: e.cfg.MaxPollBackoff, What: "claim work", Log: log}
 	for ctx.Err() == nil {
 		// The claim is not cancelled midway: the database may have taken it
 		// when the cancellation reaches it, and a claim this worker never
@@ -162,8 +164,13 @@ func (e *Engine) work(ctx context.Context, log *slog.Logger) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 		vm, ok, err := e.st.ClaimVM(cctx, e.cfg.Owner, e.cfg.Lease)
 		cancel()
-		if err != nil && ctx.Err() == nil {
-			log.ErrorContext(ctx, "claim work", "err", err)
+		if ctx.Err() != nil && !ok {
+			return
+		}
+		wait := claims.Next(ctx, err)
+		if err != nil {
+			sleep(ctx, wait)
+			continue
 		}
 		if !ok {
 			sleep(ctx, e.cfg.Poll/2+rand.N(e.cfg.Poll+1))

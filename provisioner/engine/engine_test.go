@@ -1,11 +1,13 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -433,4 +435,62 @@ func TestHelperWorker(t *testing.T) {
 	})
 	e := engine.New(s, h, engine.Config{Workers: 1, Lease: time.Second, Poll: 20 * time.Millisecond, Owner: "crashing-worker"}, nil)
 	_ = e.Serve(context.Background())
+}
+
+// lockedBuffer collects log output written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *lockedBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Count(b.buf, []byte(s))
+}
+
+func TestClaimsBackOffWhileDatabaseIsDown(t *testing.T) {
+	c := pgtest.NewCluster(t)
+	s := openStore(t, c.DSN())
+	var handled atomic.Int32
+	h := engine.HandlerFunc(func(ctx context.Context, got store.VM) (engine.Result, error) {
+		handled.Add(1)
+		return engine.Result{Done: true}, nil
+	})
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil))
+	const workers = 2
+	e := engine.New(s, h, engine.Config{Workers: workers, Poll: 20 * time.Millisecond, MaxPollBackoff: 400 * time.Millisecond}, log)
+	serve(t, e)
+
+	c.Stop(t)
+	// At a steady 20 ms poll a worker would fail about 150 claims in 3 s;
+	// waits doubling from 20 ms to 400 ms allow about a dozen.
+	time.Sleep(3 * time.Second)
+	failed := logs.count("claim work failed; retrying with growing waits")
+	if failed != workers {
+		t.Errorf("%d workers logged the start of the outage %d times, want once each", workers, failed)
+	}
+	if n := logs.count("level=ERROR"); n != workers {
+		t.Errorf("error lines during a 3 s outage = %d, want %d (one per worker)", n, workers)
+	}
+
+	c.Start(t)
+	waitFor(t, 20*time.Second, "every worker to claim again", func() bool {
+		return logs.count("claim work works again") == workers
+	})
+	vm := orderVM(t, s, "after-outage")
+	waitFor(t, 10*time.Second, "the VM ordered after the outage to be reconciled", func() bool {
+		return !getVM(t, s, vm.ID).NeedsWork
+	})
+	if handled.Load() != 1 {
+		t.Errorf("handler called %d times, want 1", handled.Load())
+	}
 }

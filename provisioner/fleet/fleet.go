@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/fibrixcloud/fibrix/provisioner/backoff"
 	"github.com/fibrixcloud/fibrix/provisioner/hypervisor"
 	"github.com/fibrixcloud/fibrix/provisioner/lifecycle"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
@@ -139,10 +140,12 @@ func NewDiscoverer(st *store.Store, pool *Pool, cfg DiscoveryConfig, log *slog.L
 // seconds of being added.
 func (d *Discoverer) Serve(ctx context.Context) error {
 	last := map[string]time.Time{}
+	lists := &backoff.Loop{Base: 3 * time.Second, What: "listing hosts", Log: d.log}
 	for {
 		hosts, err := d.st.ListHosts(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log.Error("list hosts", "err", err)
+		wait := 3 * time.Second
+		if ctx.Err() == nil {
+			wait = lists.Next(ctx, err)
 		}
 		for _, h := range hosts {
 			if !h.Enabled || time.Since(last[h.ID]) < d.cfg.Interval && h.State != store.HostNew {
@@ -155,7 +158,7 @@ func (d *Discoverer) Serve(ctx context.Context) error {
 		case <-ctx.Done():
 			d.pool.Close()
 			return nil
-		case <-time.After(3 * time.Second):
+		case <-time.After(wait):
 		}
 	}
 }

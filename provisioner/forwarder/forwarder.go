@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fibrixcloud/fibrix/provisioner/backoff"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
@@ -170,17 +171,17 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	ports := newPorts(f)
 	done := make(chan struct{})
 	go func() { defer close(done); ports.run(ctx) }()
-	t := time.NewTicker(f.cfg.Poll)
-	defer t.Stop()
+	// While the database is out the current table stays in force.
+	reloads := &backoff.Loop{Base: f.cfg.Poll, What: "reloading forward routes", Log: f.log}
+	wait := f.cfg.Poll
 	for {
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			<-done
 			return nil
-		case <-t.C:
-			if err := f.Refresh(ctx); err != nil && ctx.Err() == nil {
-				f.log.ErrorContext(ctx, "forward routes not reloaded", "err", err)
-			}
+		}
+		err := f.Refresh(ctx)
+		if ctx.Err() == nil {
+			wait = reloads.Next(ctx, err)
 		}
 	}
 }

@@ -23,6 +23,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fibrixcloud/fibrix/provisioner/backoff"
 )
 
 // Config is validated once by New.
@@ -72,6 +74,11 @@ type Host struct {
 	// Internal hosts (bare-metal machines) exist only in the LAN view: WAN
 	// clients get NXDOMAIN for them and for the names above them.
 	Internal bool
+	// PTR is the name the address's PTR record points at, relative to the
+	// region zone like Name; empty means Name. It is published only while
+	// it resolves to Addr in the zone itself (forward-confirmed), else the
+	// PTR points at Name.
+	PTR string
 }
 
 // Record is a tenant's own record.
@@ -235,7 +242,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		})
 	}
 	g.Go(func() error {
-		t := time.NewTicker(s.cfg.Refresh)
+		// While the database is out the zones read last stay in force.
+		refreshes := &backoff.Loop{Base: s.cfg.Refresh, What: "dns zone refresh", Log: s.log}
+		t := time.NewTimer(s.cfg.Refresh)
 		defer t.Stop()
 		for {
 			select {
@@ -251,8 +260,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 				}
 				return nil
 			case <-t.C:
-				if err := s.Refresh(gctx); err != nil && gctx.Err() == nil {
-					s.log.WarnContext(gctx, "dns zone refresh", "err", err)
+				err := s.Refresh(gctx)
+				if gctx.Err() == nil {
+					t.Reset(refreshes.Next(gctx, err))
 				}
 			}
 		}

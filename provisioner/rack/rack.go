@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/fibrixcloud/fibrix/provisioner/backoff"
 	"github.com/fibrixcloud/fibrix/provisioner/netboot"
 	"github.com/fibrixcloud/fibrix/provisioner/power"
 	"github.com/fibrixcloud/fibrix/provisioner/secret"
@@ -159,16 +160,14 @@ func (w *Worker) ID() string { return w.cfg.WorkerID }
 
 // Serve runs passes until ctx is cancelled.
 func (w *Worker) Serve(ctx context.Context) error {
-	t := time.NewTicker(w.cfg.Interval)
-	defer t.Stop()
+	passes := &backoff.Loop{Base: w.cfg.Interval, What: "machine work pass", Log: w.log}
 	for {
-		if err := w.Pass(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("machine work pass failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
+		err := w.Pass(ctx)
+		if ctx.Err() != nil {
 			return nil
-		case <-t.C:
+		}
+		if !backoff.Sleep(ctx, passes.Next(ctx, err)) {
+			return nil
 		}
 	}
 }
