@@ -47,7 +47,7 @@ func noCapacity(err error) error { return E(ErrNoCapacity, "plan", err.Error()) 
 // order is placed from the hosts table as read now, so every refusal is
 // explained by the database's figures, not the ledger's.
 func (s *Store) placeVM(tx *gorm.DB, n capacity.Resources) (string, error) {
-	l := s.ledger()
+	l := s.ledger
 	synced := false
 	if !l.fresh() {
 		if err := l.sync(tx); err != nil {

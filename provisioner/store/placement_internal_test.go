@@ -108,7 +108,7 @@ func TestStaleLedgerIsOnlyAHint(t *testing.T) {
 			if err := place(); err != nil {
 				t.Fatal(err)
 			}
-			l := s.ledger()
+			l := s.ledger
 			l.mu.Lock()
 			big, ok := l.fleet.Host(h.ID)
 			if !ok {

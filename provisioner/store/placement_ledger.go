@@ -3,10 +3,8 @@ package store
 import (
 	"fmt"
 	"reflect"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 
 	"gorm.io/gorm"
 
@@ -37,21 +35,9 @@ type hostLedger struct {
 	pending map[string]capacity.Resources
 }
 
-// ledgers holds each Store's ledger. It lives here rather than in Store
-// so that placement owns all of it; entries go when their Store is
-// garbage collected.
-var ledgers sync.Map // weak.Pointer[Store] → *hostLedger
-
-func (s *Store) ledger() *hostLedger {
-	key := weak.Make(s)
-	if l, ok := ledgers.Load(key); ok {
-		return l.(*hostLedger)
-	}
-	got, loaded := ledgers.LoadOrStore(key, &hostLedger{pending: map[string]capacity.Resources{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Store]) { ledgers.Delete(k) }, key)
-	}
-	return got.(*hostLedger)
+// newHostLedger returns an empty ledger, loaded by its first sync.
+func newHostLedger() *hostLedger {
+	return &hostLedger{pending: map[string]capacity.Resources{}}
 }
 
 // hostColumns are what placement reads of a host, in loadHosts' order.

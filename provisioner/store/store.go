@@ -39,6 +39,8 @@ type Store struct {
 
 	reserved []string // tenant slugs kept for the region's services, beyond the built-in ones
 
+	ledger *hostLedger // placement's copy of the hosts' capacity
+
 	clock func() time.Time // billing's clock; nil is the wall clock
 }
 
@@ -106,7 +108,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, log: log}, nil
+	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, log: log, ledger: newHostLedger()}, nil
 }
 
 func parseURL(raw string) (migrations.Dialect, string, error) {
