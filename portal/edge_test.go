@@ -197,37 +197,3 @@ func TestSlowClientsAndConnectionCap(t *testing.T) {
 		t.Errorf("after the slow clients were cut: %d %v", code, err)
 	}
 }
-
-// TestAddressCapCountsEachConnectionOnce closes connections twice, as a
-// server shutting down may: each frees its slot once.
-func TestAddressCapCountsEachConnectionOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	capped := capPerAddress(ln, 2).(*addressCap)
-	var accepted []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		s, err := capped.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		accepted = append(accepted, s)
-	}
-	for _, s := range accepted {
-		_ = s.Close()
-		_ = s.Close()
-	}
-	capped.mu.Lock()
-	n := len(capped.open)
-	capped.mu.Unlock()
-	if n != 0 {
-		t.Errorf("%d addresses still counted after every connection closed", n)
-	}
-}
