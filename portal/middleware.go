@@ -27,6 +27,9 @@ type identity struct {
 	Scope string
 	// SessionID names the server-side session; "" for API tokens.
 	SessionID string
+	// TwoFactorMissing marks a staff account without a second factor
+	// while staff must have one: it may only enrol, not use the panel.
+	TwoFactorMissing bool
 }
 
 func (id *identity) staff() bool { return id != nil && id.User.IsStaff() }
@@ -239,6 +242,13 @@ func (s *Server) identityFromBearer(c *fiber.Ctx, raw string) (*identity, error)
 
 func (s *Server) loadIdentity(c *fiber.Ctx, u store.User, scope string) (*identity, error) {
 	id := &identity{User: u, Scope: scope}
+	if u.IsStaff() && !u.TwoFactor() {
+		required, err := s.store.StaffTwoFactorRequired(c.UserContext())
+		if err != nil {
+			return nil, err
+		}
+		id.TwoFactorMissing = required
+	}
 	if !u.IsStaff() {
 		t, err := s.store.GetTenant(c.UserContext(), u.Tenant())
 		if err != nil {
@@ -440,6 +450,14 @@ func staffOnly(c *fiber.Ctx) error {
 	}
 	if !id.staff() {
 		return errNotFound("page")
+	}
+	if id.TwoFactorMissing {
+		if !strings.HasPrefix(c.Path(), "/api/") {
+			// The account page says why and offers the enrolment.
+			return c.Redirect("/account", fiber.StatusSeeOther)
+		}
+		return &httpError{status: fiber.StatusForbidden, code: "two_factor_required",
+			message: "staff accounts must sign in with two-factor authentication; set it up with POST /api/v1/auth/two-factor/setup using a session from /api/v1/auth/login"}
 	}
 	return c.Next()
 }

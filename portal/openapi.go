@@ -312,6 +312,7 @@ func openAPIDocument(version string) oaObj {
 			"used": oaRef("Quota"), "members": oaArray(oaRef("User")),
 		})),
 		"Suspend":     oaObject(oaObj{"reason": oaString()}),
+		"Security":    oaObject(oaObj{"staff_two_factor_required": oaBool()}),
 		"AdminUser":   oaObject(oaMerge(user, oaObj{"tenant_id": oaString(), "tenant_name": oaString()})),
 		"StaffCreate": oaObject(oaObj{"email": oaString(), "password": oaObj{"type": "string", "minLength": 10}, "role": oaEnum("admin", "operator", "auditor")}),
 		"AdminVM": oaObject(oaMerge(vm, oaObj{"tenant_id": oaString(), "tenant_name": oaString(),
@@ -504,6 +505,11 @@ func openAPIDocument(version string) oaObj {
 			response: oaRef("AdminTenantDetail"), errors: []int{403, 404, 409}}},
 		"/admin/tenants/{id}/unsuspend": {"post": {summary: "Lift a suspension", tag: "admin", status: 200,
 			response: oaRef("AdminTenantDetail"), errors: []int{403, 404, 409}}},
+		"/admin/security": {
+			"get": {summary: "Staff sign-in policy", tag: "admin", status: 200, response: oaRef("Security"), errors: []int{404}},
+			"put": {summary: "Require or stop requiring two-factor sign-in for staff; requiring it needs your own account to have it",
+				tag: "admin", body: "Security", status: 200, response: oaRef("Security"), errors: []int{403, 404, 422}},
+		},
 		"/admin/quota-defaults": {
 			"get": {summary: "Quota new tenants start with", tag: "admin", status: 200, response: oaRef("Quota"), errors: []int{404}},
 			"put": {summary: "Replace the default quota", tag: "admin", body: "Quota", status: 200, response: oaRef("Quota"), errors: []int{403, 404}},

@@ -191,6 +191,16 @@ func (s *Server) disableTwoFactor(c *fiber.Ctx, password, code string) error {
 	if !u.TwoFactor() {
 		return store.E(store.ErrConflict, "", "two-factor sign-in is already off")
 	}
+	if u.IsStaff() {
+		// Refused before a code is spent; the store checks again.
+		required, err := s.store.StaffTwoFactorRequired(ctx)
+		if err != nil {
+			return err
+		}
+		if required {
+			return store.E(store.ErrForbidden, "", "staff accounts must keep two-factor sign-in; an admin can lift the requirement under Users")
+		}
+	}
 	key := "password:user:" + u.ID
 	if blocked, wait := s.limiter.blocked(key, passwordChangeTries, loginWindow); blocked {
 		return &httpError{status: fiber.StatusTooManyRequests, code: "rate_limited", field: "password",

@@ -39,6 +39,9 @@ func (s *Server) accountView(c *fiber.Ctx) (views.AccountView, error) {
 		}
 	}
 	if id.staff() {
+		if v.StaffTwoFactor, err = s.store.StaffTwoFactorRequired(ctx); err != nil {
+			return views.AccountView{}, err
+		}
 		v.TenantName, v.Members = staffOrganisation, []views.MemberRow{me}
 		return v, nil
 	}

@@ -19,11 +19,39 @@ func (s *Server) adminUsersView(c *fiber.Ctx) (views.AdminUsersView, error) {
 		Users: make([]views.AdminUserRow, len(us))}
 	for i, u := range us {
 		v.Users[i] = views.AdminUserRow{ID: u.ID, Email: u.Email, Tenant: u.TenantName, Role: u.Role, CreatedAt: u.CreatedAt}
+		v.Users[i].TwoFactor = u.TwoFactor()
 		if u.LastLoginAt != nil {
 			v.Users[i].LastLoginAt = *u.LastLoginAt
 		}
 	}
+	if v.StaffTwoFactor, err = s.store.StaffTwoFactorRequired(c.UserContext()); err != nil {
+		return views.AdminUsersView{}, err
+	}
 	return v, nil
+}
+
+// webAdminStaffTwoFactor requires or stops requiring a second factor for
+// staff accounts.
+func (s *Server) webAdminStaffTwoFactor(c *fiber.Ctx) error {
+	on := c.FormValue("required") == "true"
+	err := s.store.SetStaffTwoFactorRequired(c.UserContext(), s.actor(c), on)
+	if err == nil {
+		msg := "Staff accounts may now sign in without a second factor."
+		if on {
+			msg = "Staff accounts must now sign in with two-factor authentication."
+		}
+		return s.redirect(c, "/admin/users", "success", msg)
+	}
+	errs, err := formFailure(c, err)
+	if err != nil {
+		return err
+	}
+	v, err := s.adminUsersView(c)
+	if err != nil {
+		return err
+	}
+	v.StaffTwoFactorErrors = errs
+	return s.render(c, views.AdminUsers(v))
 }
 
 // webAdminUserList shows all users, customers and staff.

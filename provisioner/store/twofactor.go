@@ -80,6 +80,9 @@ func replaceRecoveryCodes(tx *gorm.DB, userID string, codeHashes []string) error
 // and recovery codes.
 func (s *Store) DisableTwoFactor(ctx context.Context, a Actor, userID string) error {
 	return s.change(ctx, a, "user.two_factor_off", &Target{Type: "user", ID: userID, Name: a.Email}, func(tx *gorm.DB) error {
+		if err := staffMustKeepTwoFactor(tx, userID); err != nil {
+			return err
+		}
 		res := tx.Model(&User{}).Where("id = ?", userID).
 			Updates(map[string]any{"totp_secret": "", "totp_enabled_at": nil, "totp_last_step": 0, "updated_at": now()})
 		if res.Error != nil {
