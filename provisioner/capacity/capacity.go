@@ -252,7 +252,7 @@ func (r *Refusal) Error() string {
 	case CPU:
 		return fmt.Sprintf("no host has %d vCPU free; best has %d at %s CPU overcommit", r.Need.VCPUs, r.Best, FormatRatio(r.Ratio))
 	case Memory:
-		return fmt.Sprintf("no host has %s RAM free; best has %s at %s memory overcommit", FormatMiB(r.Need.MemoryMiB), formatMiBDown(r.Best), FormatRatio(r.Ratio))
+		return fmt.Sprintf("no host has %s RAM free; best has %s at %s memory overcommit", FormatMiB(r.Need.MemoryMiB), FormatMiBDown(r.Best), FormatRatio(r.Ratio))
 	case Disk:
 		return fmt.Sprintf("no host has %d GiB disk free; best has %d GiB at %s disk overcommit", r.Need.DiskGiB, r.Best, FormatRatio(r.Ratio))
 	}
@@ -316,9 +316,9 @@ func FormatMiB(mib int64) string {
 	return strings.TrimSuffix(s, ".0") + " GiB"
 }
 
-// formatMiBDown is FormatMiB rounded down, so what a host has free never
+// FormatMiBDown is FormatMiB rounded down, so what a host has free never
 // reads as the amount it is short of ("8 GiB" for 8191 MiB).
-func formatMiBDown(mib int64) string {
+func FormatMiBDown(mib int64) string {
 	if mib < 1024 {
 		return FormatMiB(mib)
 	}

@@ -117,6 +117,32 @@ func TestQEMUStorage(t *testing.T) {
 		t.Errorf("qemu-img info of the overlay (-want +got):\n%s", diff)
 	}
 
+	// A disk grows to a larger plan and never shrinks.
+	virtualSize := func() int64 {
+		t.Helper()
+		out := run(t, tool(t, "qemu-img", "qemu-utils"), "info", "-U", "--output=json", path)
+		var info struct {
+			VirtualSize int64 `json:"virtual-size"`
+		}
+		if err := json.Unmarshal([]byte(out), &info); err != nil {
+			t.Fatalf("qemu-img info: %v\n%s", err, out)
+		}
+		return info.VirtualSize
+	}
+	for _, tc := range []struct {
+		size, want int64
+	}{{3, 3 << 30}, {3, 3 << 30}, {1, 3 << 30}} {
+		if got, err := c.GrowDisk(cx, pool, "vm-1", tc.size); err != nil || got != path {
+			t.Errorf("GrowDisk(%d GiB) = %q, %v; want %q", tc.size, got, err, path)
+		}
+		if got := virtualSize(); got != tc.want {
+			t.Errorf("after GrowDisk(%d GiB) the disk is %d bytes, want %d", tc.size, got, tc.want)
+		}
+	}
+	if _, err := c.GrowDisk(cx, pool, "no-such-disk", 3); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GrowDisk of a missing disk = %v, want ErrNotFound", err)
+	}
+
 	wiped, err := c.DeleteDisk(cx, pool, "vm-1")
 	if err != nil || !wiped {
 		t.Errorf("DeleteDisk = %v, %v; want true, nil", wiped, err)

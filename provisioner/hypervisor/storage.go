@@ -178,6 +178,52 @@ func (c *Conn) EnsureDisk(ctx context.Context, pool, name, base string, sizeGiB 
 	return path, nil
 }
 
+// GrowDisk makes volume name in pool at least sizeGiB large and returns
+// its path on the host. It never shrinks a volume; one already that large
+// is left alone. The guest must be off: QEMU holds a running guest's disk
+// image locked. The guest's file system is not touched; cloud-init grows it
+// to the disk at the next boot. libvirt's test driver cannot resize
+// volumes and keeps no data, so there the volume is only looked up.
+func (c *Conn) GrowDisk(ctx context.Context, pool, name string, sizeGiB int64) (string, error) {
+	if sizeGiB < 1 {
+		return "", fmt.Errorf("disk %s: %w: size %d GiB", name, ErrInvalid, sizeGiB)
+	}
+	p, err := c.pool(ctx, pool)
+	if err != nil {
+		return "", err
+	}
+	vol, ok, err := c.volume(ctx, p, name)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("disk %s in pool %s: %w", name, pool, ErrNotFound)
+	}
+	path, err := do(ctx, func() (string, error) { return c.lv.StorageVolGetPath(vol) })
+	if err != nil {
+		return "", fmt.Errorf("disk %s: path: %w", name, err)
+	}
+	if c.simulated {
+		return path, nil
+	}
+	capacity, err := do(ctx, func() (uint64, error) {
+		_, capacity, _, err := c.lv.StorageVolGetInfo(vol)
+		return capacity, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("disk %s: size: %w", name, err)
+	}
+	want := uint64(sizeGiB) << 30
+	if capacity >= want {
+		return path, nil
+	}
+	// Without the shrink flag libvirt refuses a smaller size as well.
+	if err := do0(ctx, func() error { return c.lv.StorageVolResize(vol, want, 0) }); err != nil {
+		return "", fmt.Errorf("disk %s: grow from %d to %d GiB: %w", name, capacity>>30, sizeGiB, err)
+	}
+	return path, nil
+}
+
 // DeleteDisk overwrites volume name with zeros, so the next tenant of the
 // blocks cannot read it, then deletes it. wiped is false when the pool's
 // driver cannot wipe (the volume is deleted all the same). An absent volume

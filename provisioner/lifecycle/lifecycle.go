@@ -25,6 +25,7 @@ type Hypervisor interface {
 	Facts(ctx context.Context) (hypervisor.Facts, error)
 	EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum string) error
 	EnsureDisk(ctx context.Context, pool, name, base string, sizeGiB int64) (string, error)
+	GrowDisk(ctx context.Context, pool, name string, sizeGiB int64) (string, error)
 	DeleteDisk(ctx context.Context, pool, name string) (bool, error)
 	Define(ctx context.Context, spec hypervisor.DomainSpec) error
 	State(ctx context.Context, name string) (hypervisor.DomainState, error)
@@ -262,32 +263,39 @@ func (r *Reconciler) compose(ctx context.Context, p *pass, imageMsg, diskMsg str
 		return err
 	}
 	return r.step(ctx, p, "define", "Defining the VM on "+p.host.Name, func(ctx context.Context) error {
-		token, err := r.st.EnsureMetadataToken(ctx, p.vm.ID)
+		return r.define(ctx, p, boot, diskPath)
+	})
+}
+
+// define defines (or redefines) the VM's domain from its record: size,
+// disk, network, metadata address and, for images without a boot loader,
+// kernel and command line.
+func (r *Reconciler) define(ctx context.Context, p *pass, boot bootFiles, diskPath string) error {
+	token, err := r.st.EnsureMetadataToken(ctx, p.vm.ID)
+	if err != nil {
+		return err
+	}
+	spec := hypervisor.DomainSpec{
+		Name: domainName(p.vm.ID), UUID: p.vm.ID, VCPUs: int(p.vm.VCPUs), MemoryMiB: p.vm.MemoryMiB,
+		Type: r.cfg.DomainType, DiskPath: diskPath, Bridge: p.host.Bridge, MAC: p.vm.MAC,
+		SMBIOSSerial: "ds=nocloud-net;s=" + r.cfg.MetadataURL + "/" + token + "/",
+	}
+	if r.cfg.ConsoleLogDir != "" {
+		spec.ConsoleLog = strings.TrimRight(r.cfg.ConsoleLogDir, "/") + "/" + domainName(p.vm.ID) + ".console.log"
+	}
+	if boot.kernel != "" {
+		// Debian 12's cloud-init does not fetch network-config over
+		// HTTP, so a directly booted guest gets its static address on
+		// the kernel command line.
+		md, err := r.st.MetadataByToken(ctx, token)
 		if err != nil {
 			return err
 		}
-		spec := hypervisor.DomainSpec{
-			Name: domainName(p.vm.ID), UUID: p.vm.ID, VCPUs: int(p.vm.VCPUs), MemoryMiB: p.vm.MemoryMiB,
-			Type: r.cfg.DomainType, DiskPath: diskPath, Bridge: p.host.Bridge, MAC: p.vm.MAC,
-			SMBIOSSerial: "ds=nocloud-net;s=" + r.cfg.MetadataURL + "/" + token + "/",
-		}
-		if r.cfg.ConsoleLogDir != "" {
-			spec.ConsoleLog = strings.TrimRight(r.cfg.ConsoleLogDir, "/") + "/" + domainName(p.vm.ID) + ".console.log"
-		}
-		if boot.kernel != "" {
-			// Debian 12's cloud-init does not fetch network-config over
-			// HTTP, so a directly booted guest gets its static address on
-			// the kernel command line.
-			md, err := r.st.MetadataByToken(ctx, token)
-			if err != nil {
-				return err
-			}
-			spec.Kernel, spec.Initrd = boot.kernel, boot.initrd
-			spec.Cmdline = "root=/dev/vda rw console=ttyS0 network-config=" +
-				base64.StdEncoding.EncodeToString(metadata.NetworkConfig(md))
-		}
-		return p.hv.Define(ctx, spec)
-	})
+		spec.Kernel, spec.Initrd = boot.kernel, boot.initrd
+		spec.Cmdline = "root=/dev/vda rw console=ttyS0 network-config=" +
+			base64.StdEncoding.EncodeToString(metadata.NetworkConfig(md))
+	}
+	return p.hv.Define(ctx, spec)
 }
 
 type bootFiles struct{ kernel, initrd string }
@@ -412,6 +420,13 @@ func (r *Reconciler) settled(ctx context.Context, p *pass) (engine.Result, error
 			return engine.Result{}, err
 		}
 		state, opErr := r.operate(ctx, p, op)
+		if opErr != nil && op.Type == store.OpResize {
+			// The record has the new plan already (and bills it), so the
+			// domain must come to match it: the pass fails, the engine
+			// tries again with backoff, and the operation stays running
+			// until it is done or the engine gives up and staff retry.
+			return engine.Result{}, opErr
+		}
 		msg := "done"
 		result := store.OpDone
 		if opErr != nil {
@@ -461,8 +476,54 @@ func (r *Reconciler) operate(ctx context.Context, p *pass, op store.Operation) (
 			return store.VMError, err
 		}
 		return store.VMRunning, nil
+	case store.OpResize:
+		return r.resize(ctx, p)
 	}
 	return "", fmt.Errorf("unknown operation %q", op.Type)
+}
+
+// resize gives the domain the VM's recorded plan: the guest is shut down,
+// the disk grown, the domain redefined with the new vCPUs and memory, and
+// started again unless the customer wants it stopped. Every step may run
+// again after a failure or a crash; a disk already grown stays as it is.
+func (r *Reconciler) resize(ctx context.Context, p *pass) (string, error) {
+	s, err := p.hv.State(ctx, domainName(p.vm.ID))
+	if err != nil {
+		return "", &engine.StepError{Step: "observe", Err: err}
+	}
+	if s.Active() {
+		err := r.step(ctx, p, "stop", "Shutting down the VM to apply the "+p.vm.PlanName+" plan", func(ctx context.Context) error { return r.stop(ctx, p) })
+		if err != nil {
+			return "", err
+		}
+	}
+	var diskPath string
+	err = r.step(ctx, p, "disk", fmt.Sprintf("Resizing the disk to %d GiB", p.vm.DiskGiB), func(ctx context.Context) error {
+		var err error
+		diskPath, err = p.hv.GrowDisk(ctx, p.host.StoragePool, diskName(p.vm.ID), p.vm.DiskGiB)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	msg := fmt.Sprintf("Giving the VM %d vCPU and %s RAM", p.vm.VCPUs, store.FormatMiB(p.vm.MemoryMiB))
+	err = r.step(ctx, p, "define", msg, func(ctx context.Context) error {
+		boot, err := r.ensureImage(ctx, p)
+		if err != nil {
+			return err
+		}
+		return r.define(ctx, p, boot, diskPath)
+	})
+	if err != nil {
+		return "", err
+	}
+	if p.vm.DesiredState != store.VMRunning {
+		return store.VMStopped, nil
+	}
+	if err := r.step(ctx, p, "start", "Starting the VM", func(ctx context.Context) error { return r.startAndWait(ctx, p) }); err != nil {
+		return "", err
+	}
+	return store.VMRunning, nil
 }
 
 // stop asks the guest to power off and forces the domain off when it does

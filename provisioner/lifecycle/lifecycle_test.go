@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,16 +59,7 @@ func newRig(t *testing.T, dbURL string) *rig {
 	t.Cleanup(r.pool.Close)
 	staff := store.Actor{Email: "staff@isp.example"}
 
-	// An image file of a few bytes is enough for the test driver.
-	img := filepath.Join(t.TempDir(), "base.qcow2")
-	if err := os.WriteFile(img, []byte("fibrix test image\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte("fibrix test image\n"))
-	if r.image, err = st.CreateImage(ctx, staff, store.ImageInput{Name: "tiny", OS: "Test", Version: "1",
-		SourceURL: "file://" + img, Checksum: hex.EncodeToString(sum[:]), Enabled: true}); err != nil {
-		t.Fatal(err)
-	}
+	r.image = r.addImage("tiny", "fibrix test image\n")
 	if _, err := st.CreateSubnet(ctx, staff, store.SubnetInput{Name: "lan", CIDR: "192.0.2.0/24", Gateway: "192.0.2.1",
 		DNSServers: []string{"192.0.2.1"}, RangeStart: "192.0.2.10", RangeEnd: "192.0.2.20"}); err != nil {
 		t.Fatal(err)
@@ -115,6 +107,46 @@ func newRig(t *testing.T, dbURL string) *rig {
 		}
 	})
 	return r
+}
+
+// addImage registers an image file holding content: a few bytes are
+// enough for the test driver.
+func (r *rig) addImage(name, content string) store.Image {
+	r.t.Helper()
+	img := filepath.Join(r.t.TempDir(), name+".qcow2")
+	if err := os.WriteFile(img, []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(content))
+	im, err := r.st.CreateImage(context.Background(), store.Actor{Email: "staff@isp.example"}, store.ImageInput{Name: name, OS: "Test", Version: "1",
+		SourceURL: "file://" + img, Checksum: hex.EncodeToString(sum[:]), Enabled: true})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return im
+}
+
+// stepsSince names the timeline's steps from the last one called first on.
+func stepsSince(d store.VMDetail, first string) []string {
+	var out []string
+	for _, s := range d.Steps {
+		if s.Step == first {
+			out = nil
+		}
+		out = append(out, s.Step)
+	}
+	return out
+}
+
+// lastStep is the timeline's last step called name.
+func lastStep(d store.VMDetail, name string) store.VMStep {
+	var last store.VMStep
+	for _, s := range d.Steps {
+		if s.Step == name {
+			last = s
+		}
+	}
+	return last
 }
 
 // waitState waits until the VM reaches state, failing with its last error.
@@ -196,6 +228,35 @@ func TestLifecycleOnTestDriver(t *testing.T) {
 				t.Errorf("rebuild changed the address to %s", d.IP)
 			}
 
+			// Day two: a bigger plan, then another image; both keep the
+			// name and address.
+			if _, err := r.st.ResizeVM(ctx, r.actor, r.tenant.ID, vm.ID, "small"); err != nil {
+				t.Fatal(err)
+			}
+			r.act2Done(vm.ID, store.OpResize)
+			d = r.waitState(vm.ID, store.VMRunning)
+			if d.PlanName != "small" || d.MemoryMiB != 2048 || d.DiskGiB != 20 || d.IP != "192.0.2.10" {
+				t.Errorf("after resize: plan %s, %d MiB, %d GiB, ip %s", d.PlanName, d.MemoryMiB, d.DiskGiB, d.IP)
+			}
+			if s := r.domain(vm.ID); s != hypervisor.Running {
+				t.Errorf("resized VM's domain is %s", s)
+			}
+			if got, want := stepsSince(d, "resize"), []string{"resize", "stop", "disk", "define", "start"}; !slices.Equal(got, want) {
+				t.Errorf("resize timeline %v, want %v", got, want)
+			}
+			other := r.addImage("tiny-2", "another fibrix test image\n")
+			if _, err := r.st.RebuildVM(ctx, r.actor, r.tenant.ID, vm.ID, other.Name); err != nil {
+				t.Fatal(err)
+			}
+			r.act2Done(vm.ID, store.OpRebuild)
+			d = r.waitState(vm.ID, store.VMRunning)
+			if d.ImageName != "tiny-2" || d.Name != "web" || d.IP != "192.0.2.10" {
+				t.Errorf("after rebuild from another image: image %s, name %s, ip %s", d.ImageName, d.Name, d.IP)
+			}
+			if last := lastStep(d, "image"); last.Message != "Preparing the tiny-2 image" || last.State != store.StepDone {
+				t.Errorf("rebuild's image step: %+v", last)
+			}
+
 			// Drift: the domain is stopped behind Fibrix's back.
 			hv, _ := r.pool.Conn(ctx, r.host)
 			if err := hv.Destroy(ctx, "fibrix-"+vm.ID); err != nil {
@@ -222,7 +283,7 @@ func TestLifecycleOnTestDriver(t *testing.T) {
 				t.Errorf("deleted VM's domain is %s", s)
 			}
 			after, _ := r.st.GetHost(ctx, r.host.ID)
-			if after.AllocMemoryMiB != before.AllocMemoryMiB-vm.MemoryMiB || after.AllocMemoryMiB != 0 {
+			if after.AllocMemoryMiB != before.AllocMemoryMiB-d.MemoryMiB || after.AllocMemoryMiB != 0 {
 				t.Errorf("host memory allocated %d → %d", before.AllocMemoryMiB, after.AllocMemoryMiB)
 			}
 			_, used, _ := r.st.QuotaUsage(ctx, r.tenant.ID)

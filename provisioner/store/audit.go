@@ -35,11 +35,18 @@ const (
 // transaction when it succeeds, on its own when it fails. fn may fill in the
 // target (for example the id of what it created).
 func (s *Store) change(ctx context.Context, a Actor, action string, t *Target, fn func(tx *gorm.DB) error) error {
+	return s.changeDetail(ctx, a, action, t, func(tx *gorm.DB) (string, error) { return "", fn(tx) })
+}
+
+// changeDetail is change for changes whose successful entry says what
+// changed (a VM's plan before and after, say): fn returns that detail.
+func (s *Store) changeDetail(ctx context.Context, a Actor, action string, t *Target, fn func(tx *gorm.DB) (string, error)) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := fn(tx); err != nil {
+		detail, err := fn(tx)
+		if err != nil {
 			return err
 		}
-		return tx.Create(auditEntry(a, action, t, ResultSuccess, "")).Error
+		return tx.Create(auditEntry(a, action, t, ResultSuccess, detail)).Error
 	})
 	if err == nil || Unavailable(err) {
 		return err // with the database away, a failure entry cannot be written either

@@ -269,6 +269,7 @@ const (
 	OpStop    = "stop"
 	OpReboot  = "reboot"
 	OpRebuild = "rebuild"
+	OpResize  = "resize"
 	OpDelete  = "delete"
 )
 

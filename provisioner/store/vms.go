@@ -269,6 +269,7 @@ var actionRules = map[string]actionRule{
 	OpStop:    {from: []string{VMRunning, VMError}, desired: VMStopped},
 	OpReboot:  {from: []string{VMRunning}},
 	OpRebuild: {from: []string{VMRunning, VMStopped, VMError}},
+	OpResize:  {from: []string{VMRunning, VMStopped}},
 	OpDelete: {from: []string{VMPending, VMProvisioning, VMRunning, VMStopped, VMStarting, VMStopping,
 		VMRebooting, VMRebuilding, VMError}, desired: VMDeleted},
 }
@@ -278,8 +279,27 @@ func ValidAction(t string) bool { _, ok := actionRules[t]; return ok }
 
 // RequestAction queues an operation on a VM for the provisioner. Only one
 // operation may be outstanding at a time, except that delete may always be
-// asked for and supersedes the queued ones.
+// asked for and supersedes the queued ones. A rebuild keeps the VM's image
+// (RebuildVM chooses another); a resize needs a plan (ResizeVM).
 func (s *Store) RequestAction(ctx context.Context, a Actor, tenantID, vmID, action string) (Operation, error) {
+	switch action {
+	case OpRebuild:
+		return s.RebuildVM(ctx, a, tenantID, vmID, "")
+	case OpResize:
+		return s.ResizeVM(ctx, a, tenantID, vmID, "")
+	}
+	return s.requestAction(ctx, a, tenantID, vmID, action, nil)
+}
+
+// actionChange is what an action changes in the VM record besides queueing
+// its operation. It runs in the action's transaction, with the tenant row
+// locked and the VM's state and outstanding operations already checked,
+// and returns the audit entry's detail.
+type actionChange func(tx *gorm.DB, ten Tenant, vm VM) (detail string, err error)
+
+// requestAction queues action; apply, when set, changes the VM record in
+// the same transaction.
+func (s *Store) requestAction(ctx context.Context, a Actor, tenantID, vmID, action string, apply actionChange) (Operation, error) {
 	rule, ok := actionRules[action]
 	auditAction := "vm." + action
 	if !ok {
@@ -287,47 +307,53 @@ func (s *Store) RequestAction(ctx context.Context, a Actor, tenantID, vmID, acti
 	}
 	var op Operation
 	t := &Target{Type: "vm", ID: vmID, TenantID: tenantID}
-	err := s.change(ctx, a, auditAction, t, func(tx *gorm.DB) error {
+	err := s.changeDetail(ctx, a, auditAction, t, func(tx *gorm.DB) (string, error) {
 		if !ok {
-			return E(ErrInvalid, "type", "unknown action; use start, stop, reboot, rebuild or delete")
+			return "", E(ErrInvalid, "type", "unknown action; use start, stop, reboot, rebuild, resize or delete")
 		}
 		ten, err := lockTenant(tx, tenantID)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if err := ensureActive(ten); err != nil && action != OpDelete && action != OpStop {
-			return err
+			return "", err
 		}
 		var vm VM
 		if err := tx.Where("id = ? AND tenant_id = ? AND deleted_at IS NULL", vmID, tenantID).Take(&vm).Error; err != nil {
 			if errIsNotFound(err) {
-				return notFound("vm")
+				return "", notFound("vm")
 			}
-			return err
+			return "", err
 		}
 		t.Name = vm.Name
 		if !slices.Contains(rule.from, vm.State) {
-			return E(ErrInvalidTransition, "type", transitionMessage(action, vm.State))
+			return "", E(ErrInvalidTransition, "type", transitionMessage(action, vm.State))
 		}
 		var pending []Operation
 		if err := tx.Where("vm_id = ? AND state IN ?", vmID, []string{OpQueued, OpRunning}).Find(&pending).Error; err != nil {
-			return err
+			return "", err
 		}
 		ts := now()
 		for _, p := range pending {
 			if action != OpDelete {
-				return E(ErrConflict, "type", fmt.Sprintf("a %s is already %s for this VM; wait for it to finish", p.Type, p.State))
+				return "", E(ErrConflict, "type", fmt.Sprintf("a %s is already %s for this VM; wait for it to finish", p.Type, p.State))
 			}
 			if p.State == OpQueued {
 				if err := tx.Model(&Operation{}).Where("id = ? AND state = ?", p.ID, OpQueued).
 					Updates(map[string]any{"state": OpFailed, "message": "cancelled: the VM is being deleted", "finished_at": ts}).Error; err != nil {
-					return err
+					return "", err
 				}
+			}
+		}
+		var detail string
+		if apply != nil {
+			if detail, err = apply(tx, ten, vm); err != nil {
+				return "", err
 			}
 		}
 		op = Operation{ID: newID(), VMID: vmID, TenantID: tenantID, Type: action, State: OpQueued, RequestedBy: a.Email, CreatedAt: ts}
 		if err := tx.Create(&op).Error; err != nil {
-			return fmt.Errorf("queue operation: %w", err)
+			return "", fmt.Errorf("queue operation: %w", err)
 		}
 		upd := map[string]any{"updated_at": ts, "needs_work": true, "next_attempt_at": ts, "attempts": 0}
 		if rule.desired != "" {
@@ -336,7 +362,7 @@ func (s *Store) RequestAction(ctx context.Context, a Actor, tenantID, vmID, acti
 		if action == OpDelete {
 			upd["state"] = VMDeleting
 		}
-		return tx.Model(&VM{}).Where("id = ?", vmID).Updates(upd).Error
+		return detail, tx.Model(&VM{}).Where("id = ?", vmID).Updates(upd).Error
 	})
 	return op, err
 }
@@ -353,6 +379,8 @@ func transitionMessage(action, state string) string {
 		return "the VM is already stopped"
 	case action == OpReboot && state == VMStopped:
 		return "the VM is stopped; start it instead"
+	case action == OpResize && state == VMError:
+		return "the VM is in error; start or rebuild it before changing its plan"
 	}
 	return fmt.Sprintf("cannot %s a VM that is %s", action, state)
 }
