@@ -71,6 +71,7 @@ func TestAPIBodyRefusals(t *testing.T) {
 		{"POST", "/api/v1/ssh-keys", cust},
 		{"POST", "/api/v1/vms", cust},
 		{"POST", "/api/v1/vms/someid/actions", cust},
+		{"PUT", "/api/v1/vms/someid/reverse-dns", cust},
 		{"POST", "/api/v1/admin/plans", admin},
 		{"PUT", "/api/v1/admin/plans/plan-nano", admin},
 		{"POST", "/api/v1/admin/images", admin},

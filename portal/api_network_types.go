@@ -65,3 +65,29 @@ func (s *Server) toDNSRecordJSON(r store.DNSRecord, slug string) dnsRecordJSON {
 	return dnsRecordJSON{ID: r.ID, Name: r.Name, FQDN: s.dnsRecordFQDN(r.Name, slug), Type: r.Type, Value: r.Value, TTL: r.TTL,
 		Priority: r.Priority, CreatedAt: utc(r.CreatedAt)}
 }
+
+// reverseDNSJSON is the PTR name of a VM's address as the DNS server
+// answers it to the ISP's network.
+type reverseDNSJSON struct {
+	VMID    string `json:"vm_id"`
+	Address string `json:"address"` // "" while the VM has none
+	PTR     string `json:"ptr"`     // "" while the VM has no address
+	Default bool   `json:"default"` // ptr is the VM's own name
+}
+
+func (s *Server) toReverseDNSJSON(r store.ReverseDNS, slug string) reverseDNSJSON {
+	out := reverseDNSJSON{VMID: r.VMID, Default: !r.Custom()}
+	if r.Address.IsValid() {
+		out.Address, out.PTR = r.Address.String(), s.reverseName(r, slug)
+	}
+	return out
+}
+
+// reverseName is the full name the address's PTR points at: the chosen
+// one, or the VM's own.
+func (s *Server) reverseName(r store.ReverseDNS, slug string) string {
+	if !r.Custom() {
+		return s.dnsName(r.VMName, slug)
+	}
+	return s.dnsRecordFQDN(r.Name, slug)
+}

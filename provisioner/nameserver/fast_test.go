@@ -76,7 +76,9 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 		"a.b.c.web.acme.cloud.internal.", "ns1.cloud.internal.", "5.0.20.10.in-addr.arpa.", "6.0.20.10.in-addr.arpa.",
 		"9.0.20.10.in-addr.arpa.", "0.20.10.in-addr.arpa.", "20.10.in-addr.arpa.", "example.org.", "internal.",
 		"xcloud.internal.", "web_1.acme.cloud.internal.", "we\\.b.acme.cloud.internal.", "w\\195b.acme.cloud.internal.",
-		"rack1.machines.cloud.internal.", "machines.cloud.internal.", "x.rack1.machines.cloud.internal.", "8.0.20.10.in-addr.arpa."}
+		"rack1.machines.cloud.internal.", "machines.cloud.internal.", "x.rack1.machines.cloud.internal.", "8.0.20.10.in-addr.arpa.",
+		"10.0.20.10.in-addr.arpa.", "11.0.20.10.in-addr.arpa.", "12.0.20.10.in-addr.arpa.", "99.0.20.10.in-addr.arpa.",
+		"x.10.0.20.10.in-addr.arpa.", "mail.acme.cloud.internal.", "smtp.acme.cloud.internal.", "1.0.20.10.in-addr.arpa."}
 	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeMX, dns.TypeTXT, dns.TypeSOA, dns.TypeNS,
 		dns.TypePTR, dns.TypeSRV, dns.TypeCAA, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeNone, dns.TypeReserved, dns.TypeOPT}
 	for _, rec := range []bool{false, true} {
@@ -161,6 +163,11 @@ func TestFastPathCoverage(t *testing.T) {
 		{"nodata", "web.acme.cloud.internal.", dns.TypeMX, lan, nil, true},
 		{"cname chain", "alias.acme.cloud.internal.", dns.TypeA, lan, nil, true},
 		{"ptr", "5.0.20.10.in-addr.arpa.", dns.TypePTR, lan, nil, true},
+		{"chosen ptr", "10.0.20.10.in-addr.arpa.", dns.TypePTR, lan, nil, true},
+		{"unconfirmed chosen ptr", "11.0.20.10.in-addr.arpa.", dns.TypePTR, lan, nil, true},
+		{"ptr of no vm", "99.0.20.10.in-addr.arpa.", dns.TypePTR, lan, nil, true},
+		{"ptr 0x20", "10.0.20.10.IN-ADDR.Arpa.", dns.TypePTR, lan, nil, true},
+		{"ptr from wan", "10.0.20.10.in-addr.arpa.", dns.TypePTR, wanSrc, nil, true},
 		{"refused outside", "example.org.", dns.TypeA, lan, nil, true},
 		{"edns do", "web.acme.cloud.internal.", dns.TypeA, lan, func(m *dns.Msg) { m.SetEdns0(1232, true) }, true},
 		{"any goes slow", "web.acme.cloud.internal.", dns.TypeANY, lan, nil, false},

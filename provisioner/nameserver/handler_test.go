@@ -65,6 +65,7 @@ func FuzzServeDNS(f *testing.F) {
 		t    uint16
 	}{{"web.acme.cloud.internal.", dns.TypeA}, {"cloud.internal.", dns.TypeAXFR}, {"big.acme.cloud.internal.", dns.TypeTXT},
 		{"alias.acme.cloud.internal.", dns.TypeANY}, {"5.0.20.10.in-addr.arpa.", dns.TypePTR}, {"example.org.", dns.TypeA},
+		{"10.0.20.10.in-addr.arpa.", dns.TypePTR}, {"11.0.20.10.in-addr.arpa.", dns.TypePTR}, {"99.0.20.10.in-addr.arpa.", dns.TypePTR},
 		{"WeB.acme.cloud.internal.", dns.TypeMX}, {"nope.acme.cloud.internal.", dns.TypeA}} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.t)

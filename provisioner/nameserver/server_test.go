@@ -74,6 +74,12 @@ func testZone(serial uint32) nameserver.Zone {
 			{Name: "db.acme", Addr: netip.MustParseAddr("10.20.0.6")},
 			{Name: "app.beta", Addr: netip.MustParseAddr("10.20.0.7")},
 			{Name: "rack1.machines", Addr: netip.MustParseAddr("10.20.0.8"), Internal: true},
+			// Chosen PTR names: one that resolves to its address, and two
+			// that do not (a CNAME, another VM's name), answered by the
+			// host's own name instead.
+			{Name: "smtp.acme", Addr: netip.MustParseAddr("10.20.0.10"), PTR: "mail.acme"},
+			{Name: "stale.acme", Addr: netip.MustParseAddr("10.20.0.11"), PTR: "www.acme"},
+			{Name: "dup.acme", Addr: netip.MustParseAddr("10.20.0.12"), PTR: "db.acme"},
 		},
 		Records: append([]nameserver.Record{
 			{Name: "www.acme", Type: "CNAME", Value: "web.acme.cloud.internal.", TTL: 600},
@@ -82,6 +88,7 @@ func testZone(serial uint32) nameserver.Zone {
 			{Name: "acme", Type: "MX", Value: "mail.example.com.", TTL: 3600, Priority: 10},
 			{Name: "acme", Type: "TXT", Value: "v=spf1 -all", TTL: 3600},
 			{Name: "v6.acme", Type: "AAAA", Value: "2001:db8::5", TTL: 300},
+			{Name: "mail.acme", Type: "A", Value: "10.20.0.10", TTL: 300},
 		}, bigTXT()...),
 		Networks: lanNets("10.20.0.0/24"),
 	}

@@ -29,7 +29,15 @@ func (s storeSource) Snapshot(ctx context.Context) (Zone, error) {
 func FromStore(dz store.DNSZone) Zone {
 	z := Zone{Serial: dz.Serial, Networks: dz.Subnets}
 	for _, h := range dz.Hosts {
-		z.Hosts = append(z.Hosts, Host{Name: h.Name + "." + h.TenantSlug, Addr: h.IP, Internal: h.Internal})
+		host := Host{Name: h.Name + "." + h.TenantSlug, Addr: h.IP, Internal: h.Internal}
+		switch h.PTR {
+		case "":
+		case "@":
+			host.PTR = h.TenantSlug
+		default:
+			host.PTR = h.PTR + "." + h.TenantSlug
+		}
+		z.Hosts = append(z.Hosts, host)
 	}
 	for _, r := range dz.Records {
 		name := r.TenantSlug

@@ -94,6 +94,13 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 		}
 	}
 	hosts := map[string]bool{}
+	// PTRs are added once every address record is in, so a chosen name
+	// can be checked against what the view answers for it.
+	type ptr struct {
+		rev, name, chosen string
+		addr              netip.Addr
+	}
+	var ptrs []ptr
 	for _, h := range z.Hosts {
 		if h.Internal && !lan {
 			// Not even an empty name above it: the WAN must not learn
@@ -118,7 +125,7 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 		if inAny(z.Networks, h.Addr.Unmap()) {
 			rev, err := dns.ReverseAddr(h.Addr.Unmap().String())
 			if err == nil {
-				v.add(&dns.PTR{Hdr: hdr(rev, dns.TypePTR, cfg.TTL), Ptr: name})
+				ptrs = append(ptrs, ptr{rev: rev, name: name, chosen: h.PTR, addr: h.Addr.Unmap()})
 			}
 		}
 	}
@@ -171,8 +178,23 @@ func buildView(cfg Config, z Zone, lan bool, log *slog.Logger) *view {
 			n.rrsets[dns.TypeCNAME] = c[:1]
 		}
 	}
+	unconfirmed := 0
+	for _, p := range ptrs {
+		target := p.name
+		if p.chosen != "" {
+			if c := v.fqdn(cfg.Zone, p.chosen); c != "" && v.resolvesTo(c, p.addr) {
+				target = c
+			} else {
+				unconfirmed++
+			}
+		}
+		v.add(&dns.PTR{Hdr: hdr(p.rev, dns.TypePTR, cfg.TTL), Ptr: target})
+	}
 	if skipped > 0 {
 		log.Warn("dns: skipped records that cannot be published", "count", skipped, "lan", lan)
+	}
+	if unconfirmed > 0 {
+		log.Warn("dns: chosen PTR names that do not resolve to their address answer the host's own name", "count", unconfirmed)
 	}
 	if guardedSkips > 0 {
 		log.Warn("dns: ignored tenant records at the zone's own name-server names", "count", guardedSkips, "names", guarded, "lan", lan)
@@ -217,6 +239,32 @@ func (v *view) fqdn(apex, rel string) string {
 		return ""
 	}
 	return name
+}
+
+// resolvesTo tells whether name has an address record for a in the view
+// (the check forward-confirmed reverse DNS makes: no CNAMEs followed).
+func (v *view) resolvesTo(name string, a netip.Addr) bool {
+	n := v.nodes[name]
+	if n == nil {
+		return false
+	}
+	t := dns.TypeA
+	if a.Is6() {
+		t = dns.TypeAAAA
+	}
+	for _, rr := range n.rrsets[t] {
+		var ip net.IP
+		switch r := rr.(type) {
+		case *dns.A:
+			ip = r.A
+		case *dns.AAAA:
+			ip = r.AAAA
+		}
+		if got, ok := netip.AddrFromSlice(ip); ok && got.Unmap() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // zoneOf returns the zone name lies in, or nil.

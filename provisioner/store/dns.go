@@ -262,6 +262,10 @@ func (s *Store) ListDNSRecords(ctx context.Context, tenantID string, p Page) ([]
 func (s *Store) DeleteDNSRecord(ctx context.Context, a Actor, tenantID, id string) error {
 	target := &Target{Type: "dns_record", ID: id, TenantID: tenantID}
 	return s.change(ctx, a, "dns.record.delete", target, func(tx *gorm.DB) error {
+		// Ordered with SetReverseDNS, which checks records under this lock.
+		if _, err := lockTenant(tx, tenantID); err != nil {
+			return err
+		}
 		var rec DNSRecord
 		if err := tx.Where("id = ? AND tenant_id = ?", id, tenantID).Take(&rec).Error; err != nil {
 			if errIsNotFound(err) {
@@ -276,6 +280,12 @@ func (s *Store) DeleteDNSRecord(ctx context.Context, a Actor, tenantID, id strin
 		}
 		if res.RowsAffected != 1 {
 			return notFound("dns record")
+		}
+		if rec.Type == DNSTypeA || rec.Type == DNSTypeAAAA {
+			// A reverse name must keep resolving to its address.
+			if _, err := clearStrandedPTRs(tx, a, rec); err != nil {
+				return err
+			}
 		}
 		return bumpDNSSerial(tx)
 	})
@@ -293,6 +303,9 @@ type DNSHost struct {
 	IP         netip.Addr
 	// Internal names are answered only to the LAN view (staff networks).
 	Internal bool
+	// PTR is the reverse name the customer chose for IP, relative to the
+	// tenant's subzone ("@" for the subzone itself); "" is Name.
+	PTR string
 }
 
 // DNSZoneRecord is a tenant record with the subzone it lives in.
@@ -353,11 +366,12 @@ func (s *Store) DNSSnapshot(ctx context.Context) (DNSZone, error) {
 func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 	var z DNSZone
 	var hosts []struct {
-		Slug, Name, IP string
+		Slug, Name, IP, PTR string
 	}
 	// A suspended tenant's names are withdrawn until it is unsuspended.
-	if err := db.Table("vms").Select("tenants.slug AS slug, vms.name AS name, vms.ip AS ip").
+	if err := db.Table("vms").Select("tenants.slug AS slug, vms.name AS name, vms.ip AS ip, COALESCE(ip_addresses.ptr_name, '') AS ptr").
 		Joins("JOIN tenants ON tenants.id = vms.tenant_id AND tenants.status = ?", TenantActive).
+		Joins("LEFT JOIN ip_addresses ON ip_addresses.vm_id = vms.id AND ip_addresses.address = vms.ip").
 		Where("vms.deleted_at IS NULL AND vms.ip <> ''").
 		Order("tenants.slug, vms.name").Scan(&hosts).Error; err != nil {
 		return z, fmt.Errorf("load vm addresses: %w", err)
@@ -368,7 +382,7 @@ func (s *Store) dnsContent(db *gorm.DB) (DNSZone, error) {
 			s.log.Warn("skipping vm with an invalid address in dns", "vm", h.Name, "tenant", h.Slug, "ip", h.IP)
 			continue
 		}
-		z.Hosts = append(z.Hosts, DNSHost{TenantSlug: h.Slug, Name: h.Name, IP: ip})
+		z.Hosts = append(z.Hosts, DNSHost{TenantSlug: h.Slug, Name: h.Name, IP: ip, PTR: h.PTR})
 	}
 	var recs []struct {
 		Slug string
@@ -463,6 +477,10 @@ func (z DNSZone) hash() string {
 			kind = "I" // VM lines keep their old form, so upgrades do not bump
 		}
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\n", kind, x.TenantSlug, x.Name, x.IP)
+		if x.PTR != "" {
+			// Only when set, so hosts without one keep their old lines.
+			fmt.Fprintf(h, "P\x00%s\x00%s\x00%s\n", x.TenantSlug, x.Name, x.PTR)
+		}
 	}
 	for _, r := range z.Records {
 		fmt.Fprintf(h, "R\x00%s\x00%s\x00%s\x00%q\x00%d\x00%d\n", r.TenantSlug, r.Name, r.Type, r.Value, r.TTL, r.Priority)

@@ -38,9 +38,12 @@ type SubnetSummary struct {
 
 // ipAddress is one address held by a VM.
 type ipAddress struct {
-	SubnetID  string `gorm:"column:subnet_id;primaryKey"`
-	Address   string `gorm:"column:address;primaryKey"`
-	VMID      string `gorm:"column:vm_id"`
+	SubnetID string `gorm:"column:subnet_id;primaryKey"`
+	Address  string `gorm:"column:address;primaryKey"`
+	VMID     string `gorm:"column:vm_id"`
+	// PTRName is the address's reverse name chosen by the customer,
+	// relative to the tenant's subzone; "" is the VM's own name.
+	PTRName   string `gorm:"column:ptr_name"`
 	CreatedAt time.Time
 }
 
