@@ -101,6 +101,8 @@ func errorText(status int) string {
 		return "The role or token scope does not allow this, or the tenant is suspended."
 	case 404:
 		return "Not found (also another tenant's id, and admin routes for customers)."
+	case 402:
+		return "The change could take the balance below the credit limit."
 	case 409:
 		return "Conflict: duplicate, or not possible in the current state."
 	case 415:
@@ -293,7 +295,12 @@ func openAPIDocument(version string) oaObj {
 		"VMCreate": oaObject(oaObj{"name": oaString(), "plan": oaObj{"type": "string", "description": "plan id or name"},
 			"image": oaObj{"type": "string", "description": "image id or name"}, "ssh_keys": oaArray(oaString()),
 			"user_data": oaObj{"type": "string", "maxLength": 16384}}, "user_data"),
-		"VMAction": oaObject(oaObj{"type": oaEnum("start", "stop", "reboot", "rebuild", "delete")}),
+		"VMAction": oaObject(oaObj{"type": oaEnum("start", "stop", "reboot", "rebuild", "resize", "delete"),
+			"plan": oaObj{"type": "string", "description": "resize only, and required there: the plan (id or name) to change to. " +
+				"vCPUs and memory may grow or shrink, the disk only grows; what grows must fit in the quota and on the VM's own host " +
+				"under its overcommit ratios, and a refusal (422) names the binding limit. The VM is shut down, resized and started again"},
+			"image": oaObj{"type": "string", "description": "rebuild only: the image (id or name) to install; default the VM's own. " +
+				"Name, plan and address stay"}}, "plan", "image"),
 		"Step": oaObject(oaObj{"step": oaString(), "state": oaString(), "message": oaString(),
 			"started_at": oaTime(), "finished_at": oaTimeNull()}),
 		"Operation": oaObject(oaObj{"id": oaString(), "type": oaString(), "state": oaString(), "message": oaString(),
@@ -455,8 +462,8 @@ func openAPIDocument(version string) oaObj {
 			"put": {summary: "Set the PTR name of the VM's address; it must resolve to the address in our DNS (422 names what does not fit), and the empty string returns to the VM's own name",
 				tag: "network", body: "ReverseDNSUpdate", status: 200, response: oaRef("ReverseDNS"), errors: []int{403, 404, 409}},
 		},
-		"/vms/{id}/actions": {"post": {summary: "Queue start, stop, reboot, rebuild or delete", tag: "vms", body: "VMAction",
-			status: 202, response: oaRef("Operation"), errors: []int{403, 404, 409}}},
+		"/vms/{id}/actions": {"post": {summary: "Queue start, stop, reboot, rebuild (optionally from another image), resize to another plan, or delete",
+			tag: "vms", body: "VMAction", status: 202, response: oaRef("Operation"), errors: []int{402, 403, 404, 409}}},
 		"/audit": {"get": {summary: "The organisation's audit log, newest first", tag: "account", status: 200,
 			response: oaList("AuditEntry"), params: oaPaging(audit...), errors: []int{400, 403}}},
 		"/billing/usage": {"get": {summary: "The month so far: metered usage per resource, a forecast for the month and the balance (owners)",

@@ -128,6 +128,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"reverse dns", "GET", "/vms/" + vm + "/reverse-dns", "/vms/{id}/reverse-dns", "200", cust, nil, false},
 		{"reverse dns invalid", "PUT", "/vms/" + vm + "/reverse-dns", "/vms/{id}/reverse-dns", "422", cust, map[string]any{"ptr": "no spaces"}, false},
 		{"reverse dns without address", "PUT", "/vms/" + vm + "/reverse-dns", "/vms/{id}/reverse-dns", "409", cust, map[string]any{"ptr": ""}, false},
+		{"action refused", "POST", "/vms/" + vm + "/actions", "/vms/{id}/actions", "422", cust, map[string]string{"type": "start", "plan": "small"}, false},
+		{"resize while pending", "POST", "/vms/" + vm + "/actions", "/vms/{id}/actions", "409", cust, map[string]string{"type": "resize", "plan": "small"}, false},
 		{"action", "POST", "/vms/" + vm + "/actions", "/vms/{id}/actions", "202", cust, map[string]string{"type": "delete"}, false},
 		{"admin tenant item", "GET", "/admin/tenants", "/admin/tenants", "200", admin, nil, true},
 		{"admin tenant", "GET", "/admin/tenants/" + tenantID, "/admin/tenants/{id}", "200", admin, nil, false},

@@ -18,7 +18,8 @@ func (s *Server) webVMAction(c *fiber.Ctx) error {
 		// for the name.
 		return s.redirect(c, back, "error", "Use the delete form at the bottom of the page to delete "+v.VM.Name+".")
 	}
-	if _, err := s.store.RequestAction(c.UserContext(), s.actor(c), who(c).User.Tenant(), v.VM.ID, action); err != nil {
+	req := vmActionRequest{Type: action, Plan: c.FormValue("plan"), Image: c.FormValue("image")}
+	if _, err := s.requestVMAction(c, v.VM.ID, req); err != nil {
 		return s.refuse(c, back, "Could not "+actionVerb(action)+" "+v.VM.Name, err)
 	}
 	return s.redirect(c, back, "success", capitalize(action)+" of "+v.VM.Name+" queued.")

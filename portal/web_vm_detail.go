@@ -32,6 +32,9 @@ func (s *Server) vmDetailView(c *fiber.Ctx, vmID string) (views.VMDetailView, er
 	if err := s.fillPublishing(c, &v); err != nil {
 		return views.VMDetailView{}, err
 	}
+	if err := s.fillChoices(c, &v, d.ImageID); err != nil {
+		return views.VMDetailView{}, err
+	}
 	if err := s.fillReverseDNS(c, &v); err != nil {
 		return views.VMDetailView{}, err
 	}
