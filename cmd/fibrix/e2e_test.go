@@ -264,19 +264,7 @@ func TestEndToEndBoot(t *testing.T) {
 	if err := os.WriteFile(knownHosts, []byte(kh.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out []byte
-	var err error
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		out, err = exec.CommandContext(ctx, "ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-			"-o", "UserKnownHostsFile="+knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5",
-			"debian@"+vm.IP, "hostname").CombinedOutput()
-		cancel()
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
+	out, err := guestSSH(key, knownHosts, vm.IP, "hostname", time.Until(deadline))
 	if err != nil {
 		t.Fatalf("ssh into the VM: %v\n%s", err, out)
 	}
@@ -349,6 +337,9 @@ Host *
 		_ = os.WriteFile(filepath.Join(dir, "e2e-timing.txt"), fmt.Appendf(nil, "order_to_running=%s order_to_ssh=%s\n", running, ready), 0o644)
 	}
 
+	e2eDayTwo(t, e2eGuest{cust: cust, staff: staff, vmID: vm.ID, ip: vm.IP, key: key, keyDir: keyDir, console: console,
+		hostKeys: hostKeys, img: img, pool: pool})
+
 	// Delete: the domain, the disk, the address and the capacity go.
 	cust.must("DELETE", "/vms/"+vm.ID, nil, nil, 202)
 	deadline = time.Now().Add(2 * time.Minute)
@@ -378,6 +369,164 @@ Host *
 	if mem := h["capacity"].(map[string]any)["memory"].(map[string]any)["allocated"]; mem != float64(0) {
 		t.Errorf("host memory still allocated after delete: %v", mem)
 	}
+}
+
+// guestSSH runs cmd in the guest as debian with the customer's key and
+// the guest's pinned host keys, trying again until it answers or within
+// has passed.
+func guestSSH(key, knownHosts, ip, cmd string, within time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		out, err := exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+			"-o", "UserKnownHostsFile="+knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5",
+			"debian@"+ip, cmd).CombinedOutput()
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return out, err
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// e2eGuest is the running VM of the end-to-end test and what reaches it.
+type e2eGuest struct {
+	cust, staff api
+	vmID, ip    string
+	key, keyDir string
+	console     string
+	hostKeys    []string
+	img         guestimage.Image
+	pool        string
+}
+
+// guestSize is what the guest itself reports of its size.
+type guestSize struct {
+	CPUs      int   // nproc
+	MemoryMiB int64 // free -m, total
+	DiskBytes int64 // lsblk, /dev/vda
+	RootMiB   int64 // df, the root file system
+}
+
+const guestSizeCmd = `nproc; free -m | awk '/^Mem:/ {print $2}'; lsblk -bdno SIZE /dev/vda; df -BM --output=size / | tail -1 | tr -d M`
+
+func parseGuestSize(out string) (guestSize, error) {
+	var g guestSize
+	_, err := fmt.Sscan(out, &g.CPUs, &g.MemoryMiB, &g.DiskBytes, &g.RootMiB)
+	return g, err
+}
+
+// e2eDayTwo resizes the running VM to a bigger plan and rebuilds it from
+// another image, through the API, and checks from inside the guest over
+// SSH: nproc, free and the disk and file system sizes follow the plan, and
+// after the rebuild the guest has the other image's marker with the same
+// name and address.
+func e2eDayTwo(t *testing.T, g e2eGuest) {
+	known := filepath.Join(g.keyDir, "known_hosts_vm")
+	pin := func(keys []string) {
+		var kh strings.Builder
+		for _, hk := range keys {
+			fmt.Fprintf(&kh, "%s %s\n", g.ip, hk)
+		}
+		if err := os.WriteFile(known, []byte(kh.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin(g.hostKeys)
+	size := func(within time.Duration) guestSize {
+		t.Helper()
+		out, err := guestSSH(g.key, known, g.ip, guestSizeCmd, within)
+		if err != nil {
+			t.Fatalf("ssh into the VM: %v\n%s", err, out)
+		}
+		s, err := parseGuestSize(string(out))
+		if err != nil {
+			t.Fatalf("guest size %q: %v", out, err)
+		}
+		return s
+	}
+	type vmState struct {
+		State      string `json:"state"`
+		IP         string `json:"ip"`
+		Name       string `json:"name"`
+		LastError  string `json:"last_error"`
+		Operations []struct {
+			ID, Type, State, Message string
+		} `json:"operations"`
+	}
+	// wait waits until operation id has ended and the VM runs again.
+	wait := func(id string) vmState {
+		t.Helper()
+		var vm vmState
+		for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(time.Second) {
+			g.cust.must("GET", "/vms/"+g.vmID, nil, &vm, 200)
+			if len(vm.Operations) > 0 && vm.Operations[0].ID == id && vm.Operations[0].State == "failed" {
+				t.Fatalf("%s failed: %s", vm.Operations[0].Type, vm.Operations[0].Message)
+			}
+			if len(vm.Operations) > 0 && vm.Operations[0].ID == id && vm.Operations[0].State == "done" && vm.State == "running" {
+				return vm
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("operation %s not done: VM %s %q, operations %+v", id, vm.State, vm.LastError, vm.Operations)
+			}
+		}
+	}
+	var op struct{ ID string }
+
+	before := size(time.Minute)
+	start := time.Now()
+	g.cust.must("POST", "/vms/"+g.vmID+"/actions", map[string]any{"type": "resize", "plan": "medium"}, &op, 202)
+	wait(op.ID)
+	// The guest's SSH comes back once it has booted; cloud-init grows the
+	// root file system to the disk on the way, before sshd starts.
+	after := size(4 * time.Minute)
+	resized := time.Since(start)
+	t.Logf("guest before resize %+v, after %+v", before, after)
+	if before.CPUs != 1 || before.MemoryMiB > 512 || before.DiskBytes != 10<<30 {
+		t.Errorf("nano guest reports %+v", before)
+	}
+	// free counts what the kernel leaves of 4096 MiB; df what the file system
+	// leaves of 40 GiB.
+	if after.CPUs != 2 || after.MemoryMiB < 3500 || after.MemoryMiB > 4096 || after.DiskBytes != 40<<30 || after.RootMiB < 35*1024 {
+		t.Errorf("medium guest reports %+v, want 2 CPUs, about 4 GiB of memory, a 40 GiB disk and root file system", after)
+	}
+
+	// Rebuild from another image: same name and address, the other
+	// image's marker, fresh host keys printed on the console.
+	marked := g.img.WithFile(t, t.TempDir(), "/etc/fibrix-image", "marked-for-e2e\n")
+	g.staff.must("POST", "/admin/images", map[string]any{
+		"name": "debian-12-marked", "os": "Debian", "version": "12",
+		"source_url": "file://" + marked, "checksum": "sha256:" + fileSum(t, marked),
+		"kernel_url": "file://" + g.img.Kernel, "kernel_checksum": "sha256:" + fileSum(t, g.img.Kernel),
+		"initrd_url": "file://" + g.img.Initrd, "initrd_checksum": "sha256:" + fileSum(t, g.img.Initrd),
+	}, nil, 201)
+	start = time.Now()
+	g.cust.must("POST", "/vms/"+g.vmID+"/actions", map[string]any{"type": "rebuild", "image": "debian-12-marked"}, &op, 202)
+	vm := wait(op.ID)
+	if vm.IP != g.ip || vm.Name != "e2e-web" {
+		t.Errorf("rebuild changed the VM to %s at %s", vm.Name, vm.IP)
+	}
+	var keys []string
+	for deadline := time.Now().Add(4 * time.Minute); len(keys) == 0; time.Sleep(2 * time.Second) {
+		if time.Now().After(deadline) {
+			tail, _ := os.ReadFile(g.console)
+			t.Fatalf("no SSH host keys on the console within 4 minutes of the rebuild:\n%s", lastLines(string(tail), 30))
+		}
+		keys = guestimage.HostKeys(g.console)
+	}
+	pin(keys)
+	out, err := guestSSH(g.key, known, g.ip, "cat /etc/fibrix-image; hostname; "+guestSizeCmd, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("ssh into the rebuilt VM: %v\n%s", err, out)
+	}
+	lines := strings.SplitN(string(out), "\n", 3)
+	if len(lines) != 3 || lines[0] != "marked-for-e2e" || lines[1] != "e2e-web" {
+		t.Fatalf("the rebuilt guest says %q, want the marker and its name", out)
+	}
+	if s, err := parseGuestSize(lines[2]); err != nil || s.CPUs != 2 || s.DiskBytes != 40<<30 || s.RootMiB < 35*1024 {
+		t.Errorf("the rebuilt guest reports %+v (%v), want the medium plan with its root grown to the disk", s, err)
+	}
+	t.Logf("resize → SSH with the new size: %s; rebuild → SSH into the other image: %s", resized.Round(time.Second), time.Since(start).Round(time.Second))
 }
 
 func lastLines(s string, n int) string {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,4 +89,46 @@ func HostKeys(serialLog string) []string {
 		}
 	}
 	return nil
+}
+
+// WithFile returns a copy of the image's disk, as an uncompressed qcow2 in
+// dir, whose file system also holds a file at path (an absolute path in an
+// existing directory) with content: a second image that boots like the
+// first and tells itself apart, for tests that change a VM's image. It
+// takes a few seconds and needs no mount: debugfs writes into the file
+// system image. Without qemu-img or debugfs it skips the test, or fails it
+// when CI is set.
+func (img Image) WithFile(t testing.TB, dir, path, content string) string {
+	t.Helper()
+	for _, tool := range []string{"qemu-img", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			unavailable(t, "a marked guest image needs "+tool+" (apt-get install --no-install-recommends qemu-utils e2fsprogs)")
+		}
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	raw, src := filepath.Join(dir, "marked.raw"), filepath.Join(dir, "marked.content")
+	if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("qemu-img", "convert", "-O", "raw", img.Disk, raw)
+	cmds := filepath.Join(dir, "marked.debugfs")
+	if err := os.WriteFile(cmds, []byte("cd "+filepath.Dir(path)+"\nwrite "+src+" "+filepath.Base(path)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("debugfs", "-w", "-f", cmds, raw)
+	// debugfs reports failed commands on its output only; read the file back.
+	if out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output(); err != nil || string(out) != content {
+		t.Fatalf("marked image: %s holds %q (%v), want %q", path, out, err, content)
+	}
+	disk := filepath.Join(dir, "marked.qcow2")
+	run("qemu-img", "convert", "-O", "qcow2", raw, disk)
+	if err := os.Remove(raw); err != nil {
+		t.Fatal(err)
+	}
+	return disk
 }

@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,4 +325,58 @@ func (r *rig) act2Done(vmID, op string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.t.Fatalf("%s did not finish", op)
+}
+
+// TestResizeRetriesUntilDone resizes a VM whose disk went missing: the
+// resize keeps failing at the disk step, the provisioner gives up with the
+// reason, and a staff retry after the disk is back finishes it.
+func TestResizeRetriesUntilDone(t *testing.T) {
+	r := newRig(t, filepath.Join(t.TempDir(), "fibrix.db"))
+	ctx := context.Background()
+	vm, err := r.st.CreateVM(ctx, r.actor, r.tenant.ID, store.VMOrder{Name: "web", Plan: "nano", Image: "tiny", SSHKeys: []string{r.key.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitState(vm.ID, store.VMRunning)
+	hv, err := r.pool.Conn(ctx, r.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := "fibrix-" + vm.ID + ".qcow2"
+	if _, err := hv.DeleteDisk(ctx, r.host.StoragePool, disk); err != nil {
+		t.Fatal(err)
+	}
+	op, err := r.st.ResizeVM(ctx, r.actor, r.tenant.ID, vm.ID, "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.waitState(vm.ID, store.VMError)
+	if !strings.Contains(d.LastError, "disk: ") || !strings.Contains(d.LastError, "gave up") {
+		t.Errorf("last error %q, want the disk step and that the provisioner gave up", d.LastError)
+	}
+	if d.Operations[0].ID != op.ID || d.Operations[0].State != store.OpRunning {
+		t.Errorf("the resize is %s, want still running", d.Operations[0].State)
+	}
+	if failed := lastStep(d, "disk"); failed.State != store.StepFailed {
+		t.Errorf("disk step %+v, want failed", failed)
+	}
+	if _, err := r.st.RequestAction(ctx, r.actor, r.tenant.ID, vm.ID, store.OpStart); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("start while the resize is unfinished: %v", err)
+	}
+
+	sum := strings.TrimPrefix(r.image.Checksum, "sha256:")
+	if _, err := hv.EnsureDisk(ctx, r.host.StoragePool, disk, "fibrix-base-"+sum[:16]+".qcow2", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.RetryVM(ctx, store.Actor{Email: "staff@isp.example"}, vm.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.act2Done(vm.ID, store.OpResize)
+	d = r.waitState(vm.ID, store.VMRunning)
+	if d.PlanName != "small" || d.LastError != "" {
+		t.Errorf("after the retry: plan %s, last error %q", d.PlanName, d.LastError)
+	}
+	if s := r.domain(vm.ID); s != hypervisor.Running {
+		t.Errorf("domain is %s", s)
+	}
 }
