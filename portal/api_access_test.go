@@ -10,7 +10,8 @@ import (
 
 func TestAPIUnauthenticated(t *testing.T) {
 	e := newEnv(t)
-	public := map[string]bool{"/api/v1/openapi.json": true, "/api/v1/auth/signup": true, "/api/v1/auth/signup/confirm": true, "/api/v1/auth/login": true}
+	public := map[string]bool{"/api/v1/openapi.json": true, "/api/v1/auth/signup": true, "/api/v1/auth/signup/confirm": true, "/api/v1/auth/login": true,
+		"/api/v1/auth/password/forgot": true, "/api/v1/auth/password/reset": true}
 	n := 0
 	for _, r := range apiRoutes(e) {
 		if public[r[1]] {

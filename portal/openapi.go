@@ -318,8 +318,13 @@ func openAPIDocument(version string) oaObj {
 		"AdminTenantDetail": oaObject(oaMerge(tenant, oaObj{
 			"used": oaRef("Quota"), "members": oaArray(oaRef("User")),
 		})),
-		"Suspend":     oaObject(oaObj{"reason": oaString()}),
-		"Security":    oaObject(oaObj{"staff_two_factor_required": oaBool()}),
+		"Suspend":           oaObject(oaObj{"reason": oaString()}),
+		"Security":          oaObject(oaObj{"staff_two_factor_required": oaBool()}),
+		"PasswordForgot":    oaObject(oaObj{"email": oaString()}),
+		"PasswordReset":     oaObject(oaObj{"token": oaString(), "password": oaObj{"type": "string", "minLength": 10}}),
+		"PasswordResetLink": oaObject(oaObj{"user_id": oaString(), "email": oaString(), "url": oaString(), "expires_at": oaTime()}),
+		"PasswordResetRequest": oaObject(oaObj{"user_id": oaString(), "email": oaString(), "tenant_name": oaString(),
+			"source_ip": oaString(), "created_at": oaTime()}),
 		"AdminUser":   oaObject(oaMerge(user, oaObj{"tenant_id": oaString(), "tenant_name": oaString()})),
 		"StaffCreate": oaObject(oaObj{"email": oaString(), "password": oaObj{"type": "string", "minLength": 10}, "role": oaEnum("admin", "operator", "auditor")}),
 		"AdminVM": oaObject(oaMerge(vm, oaObj{"tenant_id": oaString(), "tenant_name": oaString(),
@@ -409,6 +414,11 @@ func openAPIDocument(version string) oaObj {
 		"/auth/login": {"post": {summary: "Exchange email and password for a session token; a user with two-factor sign-in sends the code too " +
 			"(without it the answer is 401 two_factor_required)", tag: "auth", public: true,
 			body: "Login", status: 200, response: oaRef("Session"), errors: []int{401, 429}}},
+		"/auth/password/forgot": {"post": {summary: "Ask for a password reset link: sent by email when the portal sends email, otherwise made by staff on request; " +
+			"the answer is the same whether or not the email has an account", tag: "auth", public: true,
+			body: "PasswordForgot", status: 202, response: oaObject(oaObj{"message": oaString()}), errors: []int{422, 429}}},
+		"/auth/password/reset": {"post": {summary: "Choose a new password with the token of a reset link (it works once, within an hour); every session ends",
+			tag: "auth", public: true, body: "PasswordReset", status: 204, errors: []int{404, 422, 429}}},
 		"/auth/two-factor/setup": {"post": {summary: "Start two-factor enrolment: a new authenticator secret, in force once a code from it is confirmed " +
 			"(a signed-in session only, not an API token)", tag: "auth", status: 200, response: oaRef("TwoFactorSetup"), errors: []int{403, 409}}},
 		"/auth/two-factor/enable": {"post": {summary: "Confirm a code from the new authenticator and turn two-factor sign-in on; the recovery codes are in this answer only",
@@ -523,6 +533,10 @@ func openAPIDocument(version string) oaObj {
 			response: oaRef("AdminTenantDetail"), errors: []int{403, 404, 409}}},
 		"/admin/tenants/{id}/unsuspend": {"post": {summary: "Lift a suspension", tag: "admin", status: 200,
 			response: oaRef("AdminTenantDetail"), errors: []int{403, 404, 409}}},
+		"/admin/users/{id}/password-reset": {"post": {summary: "Make a one-time password reset link for a user, to hand over; operators for customers, admins for anyone",
+			tag: "admin", status: 201, response: oaRef("PasswordResetLink"), errors: []int{403, 404}}},
+		"/admin/password-reset-requests": {"get": {summary: "Password reset requests waiting for a link from staff", tag: "admin", status: 200,
+			response: oaList("PasswordResetRequest"), params: oaPaging(), errors: []int{400, 404}}},
 		"/admin/security": {
 			"get": {summary: "Staff sign-in policy", tag: "admin", status: 200, response: oaRef("Security"), errors: []int{404}},
 			"put": {summary: "Require or stop requiring two-factor sign-in for staff; requiring it needs your own account to have it",

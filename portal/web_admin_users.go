@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fibrixcloud/fibrix/provisioner/store"
@@ -27,7 +29,41 @@ func (s *Server) adminUsersView(c *fiber.Ctx) (views.AdminUsersView, error) {
 	if v.StaffTwoFactor, err = s.store.StaffTwoFactorRequired(c.UserContext()); err != nil {
 		return views.AdminUsersView{}, err
 	}
+	reqs, _, err := s.store.PasswordResetRequests(c.UserContext(), store.Page{Number: 1, PerPage: 50})
+	if err != nil {
+		return views.AdminUsersView{}, err
+	}
+	for _, r := range reqs {
+		v.ResetRequests = append(v.ResetRequests, views.AdminResetRequestRow{UserID: r.UserID, Email: r.Email, Tenant: r.TenantName,
+			SourceIP: r.SourceIP, CreatedAt: r.CreatedAt})
+	}
 	return v, nil
+}
+
+// webAdminPasswordReset makes a one-time password reset link for a user and
+// shows it this once, for staff to hand over.
+func (s *Server) webAdminPasswordReset(c *fiber.Ctx) error {
+	token, exp, err := s.store.CreatePasswordResetLink(c.UserContext(), s.actor(c), strings.Clone(c.Params("id")))
+	var link *views.AdminResetLink
+	if err == nil {
+		var u store.User
+		if u, err = s.store.PasswordResetUser(c.UserContext(), token); err == nil {
+			link = &views.AdminResetLink{Email: u.Email, URL: s.resetURL(token), ExpiresAt: exp}
+		}
+	}
+	var errs views.FormErrors
+	if err != nil {
+		if errs, err = formFailure(c, err); err != nil {
+			return err
+		}
+	}
+	v, err := s.adminUsersView(c)
+	if err != nil {
+		return err
+	}
+	v.ResetLink, v.ResetErrors = link, errs
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, views.AdminUsers(v))
 }
 
 // webAdminStaffTwoFactor requires or stops requiring a second factor for
