@@ -37,7 +37,7 @@ fresh-check:
 	.ci/fresh-root.sh
 
 unit:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 28m ./...
 
 ## chaos: the region fault tests alone, verbosely: two portals and two provisioners on PostgreSQL
 ## under concurrent orders, a provisioner killed with SIGKILL, a portal and a provisioner stopped with SIGTERM
