@@ -387,7 +387,9 @@ func TestAdminUsers(t *testing.T) {
 			doc := adminRender(t, AdminUsers(adminUsersSample(role)))
 			actions := adminCheckPostForms(t, doc)
 			if role == "admin" {
-				adminSameNames(t, "actions", actions, "/admin/users")
+				// Admins make reset links for anyone and set the staff sign-in rule.
+				adminSameNames(t, "actions", actions, "/admin/users/1/password-reset", "/admin/users/2/password-reset",
+					"/admin/users/two-factor", "/admin/users")
 				f := adminMustHave(t, doc, tid("admin-user-create-form"))
 				adminSameNames(t, "create form", adminInputNames(f), "email", "password", "role")
 				var opts []string
@@ -395,6 +397,11 @@ func TestAdminUsers(t *testing.T) {
 					opts = append(opts, o.AttrOr("value", ""))
 				})
 				adminSameNames(t, "role options", opts, "admin", "operator", "auditor")
+			} else if role == "operator" {
+				// Operators make reset links for customers only.
+				adminSameNames(t, "actions", actions, "/admin/users/2/password-reset")
+				adminMustNotHave(t, doc, tid("admin-user-create-form"))
+				adminMustNotHave(t, doc, tid("staff-two-factor-form"))
 			} else {
 				if len(actions) != 0 {
 					t.Fatalf("%s sees forms %v", role, actions)
