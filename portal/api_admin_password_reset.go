@@ -25,16 +25,12 @@ type resetRequestJSON struct {
 // apiAdminPasswordReset makes a one-time password reset link for a user;
 // the answer is the only place the link appears.
 func (s *Server) apiAdminPasswordReset(c *fiber.Ctx) error {
-	token, exp, err := s.store.CreatePasswordResetLink(c.UserContext(), s.actor(c), strings.Clone(c.Params("id")))
-	if err != nil {
-		return err
-	}
-	u, err := s.store.PasswordResetUser(c.UserContext(), token)
+	l, err := s.store.CreatePasswordResetLink(c.UserContext(), s.actor(c), strings.Clone(c.Params("id")))
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Status(fiber.StatusCreated).JSON(resetLinkJSON{UserID: u.ID, Email: u.Email, URL: s.resetURL(token), ExpiresAt: exp})
+	return c.Status(fiber.StatusCreated).JSON(resetLinkJSON{UserID: l.UserID, Email: l.Email, URL: s.resetURL(l.Token), ExpiresAt: l.ExpiresAt})
 }
 
 // apiAdminPasswordResetRequests lists the reset requests waiting for staff.

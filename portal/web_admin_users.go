@@ -43,13 +43,10 @@ func (s *Server) adminUsersView(c *fiber.Ctx) (views.AdminUsersView, error) {
 // webAdminPasswordReset makes a one-time password reset link for a user and
 // shows it this once, for staff to hand over.
 func (s *Server) webAdminPasswordReset(c *fiber.Ctx) error {
-	token, exp, err := s.store.CreatePasswordResetLink(c.UserContext(), s.actor(c), strings.Clone(c.Params("id")))
+	l, err := s.store.CreatePasswordResetLink(c.UserContext(), s.actor(c), strings.Clone(c.Params("id")))
 	var link *views.AdminResetLink
 	if err == nil {
-		var u store.User
-		if u, err = s.store.PasswordResetUser(c.UserContext(), token); err == nil {
-			link = &views.AdminResetLink{Email: u.Email, URL: s.resetURL(token), ExpiresAt: exp}
-		}
+		link = &views.AdminResetLink{Email: l.Email, URL: s.resetURL(l.Token), ExpiresAt: l.ExpiresAt}
 	}
 	var errs views.FormErrors
 	if err != nil {

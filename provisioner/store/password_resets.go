@@ -80,12 +80,22 @@ func (s *Store) RequestPasswordReset(ctx context.Context, a Actor, email string,
 	return token, u, err
 }
 
+// PasswordResetLink is a link just made: Token is shown once.
+type PasswordResetLink struct {
+	Token     string
+	UserID    string
+	Email     string
+	ExpiresAt time.Time
+}
+
 // CreatePasswordResetLink makes a reset link for userID on behalf of staff
 // a, replacing the user's earlier links and answering their requests. Only
 // admins may make one for a staff account.
-func (s *Store) CreatePasswordResetLink(ctx context.Context, a Actor, userID string) (token string, expires time.Time, err error) {
+func (s *Store) CreatePasswordResetLink(ctx context.Context, a Actor, userID string) (PasswordResetLink, error) {
+	var token string
+	var expires time.Time
 	t := &Target{Type: "user", ID: userID}
-	err = s.change(ctx, a, "staff.password_reset_link", t, func(tx *gorm.DB) error {
+	err := s.change(ctx, a, "staff.password_reset_link", t, func(tx *gorm.DB) error {
 		var staff, u User
 		if err := tx.Where("id = ?", a.UserID).Take(&staff).Error; err != nil || !staff.IsStaff() {
 			return E(ErrForbidden, "", "only staff can make reset links")
@@ -111,9 +121,9 @@ func (s *Store) CreatePasswordResetLink(ctx context.Context, a Actor, userID str
 			CreatedAt: at, ExpiresAt: expires}).Error
 	})
 	if err != nil {
-		return "", time.Time{}, err
+		return PasswordResetLink{}, err
 	}
-	return token, expires, nil
+	return PasswordResetLink{Token: token, UserID: userID, Email: t.Name, ExpiresAt: expires}, nil
 }
 
 // supersedeResets closes the user's open links and requests.

@@ -59,16 +59,17 @@ func TestPasswordReset(t *testing.T) {
 			t.Fatalf("waiting requests: %+v", rs)
 		}
 		// Staff make the link; the request is answered.
-		if _, _, err := s.CreatePasswordResetLink(ctx, f.actor, other.owner.ID); !errors.Is(err, store.ErrForbidden) {
+		if _, err := s.CreatePasswordResetLink(ctx, f.actor, other.owner.ID); !errors.Is(err, store.ErrForbidden) {
 			t.Fatalf("a customer makes a link: %v", err)
 		}
-		if _, _, err := s.CreatePasswordResetLink(ctx, asOp, admin.ID); !errors.Is(err, store.ErrForbidden) {
+		if _, err := s.CreatePasswordResetLink(ctx, asOp, admin.ID); !errors.Is(err, store.ErrForbidden) {
 			t.Fatalf("an operator makes a link for an admin: %v", err)
 		}
-		if _, _, err := s.CreatePasswordResetLink(ctx, asOp, "00000000-0000-4000-8000-000000000000"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.CreatePasswordResetLink(ctx, asOp, "00000000-0000-4000-8000-000000000000"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("link for no user: %v", err)
 		}
-		first, exp, err := s.CreatePasswordResetLink(ctx, asOp, f.owner.ID)
+		link, err := s.CreatePasswordResetLink(ctx, asOp, f.owner.ID)
+		first, exp := link.Token, link.ExpiresAt
 		if err != nil || !exp.After(at) || len(waiting()) != 0 {
 			t.Fatalf("link by an operator: %v, expires %v, waiting %v", err, exp, waiting())
 		}
@@ -104,10 +105,11 @@ func TestPasswordReset(t *testing.T) {
 			t.Fatalf("second use: %v", err)
 		}
 		// Links expire.
-		late, _, err := s.CreatePasswordResetLink(ctx, asAdmin, admin.ID)
+		lateLink, err := s.CreatePasswordResetLink(ctx, asAdmin, admin.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
+		late := lateLink.Token
 		at = at.Add(store.PasswordResetTTL + time.Second)
 		if _, err := s.PasswordResetUser(ctx, late); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("expired link shown: %v", err)
