@@ -181,6 +181,7 @@ func (s *Server) routes() *fiber.App {
 	app.Delete(api+"/vms/:id", tenantOnly, tenantWrite, s.apiVMDelete)
 	app.Post(api+"/vms/:id/actions", tenantOnly, tenantWrite, s.apiVMAction)
 	app.Get(api+"/vms/:id/reverse-dns", tenantOnly, s.apiVMReverseDNSGet)
+	app.Get(api+"/vms/:id/metrics", tenantOnly, s.apiVMMetrics)
 	app.Put(api+"/vms/:id/reverse-dns", tenantOnly, tenantWrite, s.apiVMReverseDNSSet)
 	app.Get(api+"/forwards", tenantOnly, s.apiForwardList)
 	app.Post(api+"/forwards", tenantOnly, tenantWrite, s.apiForwardCreate)

@@ -179,7 +179,7 @@ func TestEndToEndBoot(t *testing.T) {
 	in := serve(t, bin, dataDir, "--metadata-listen", e2eGateway+":0", "--domain-type", kind,
 		"--ssh-gateway-listen", "127.0.0.1:"+gwPort,
 		"--console-log-dir", consoleDir,
-		"--watch-interval", "2s")
+		"--watch-interval", "2s", "--metrics-interval", "5s")
 
 	staff := api{t: t, base: in.URL}
 	var sess struct{ Token string }
@@ -428,6 +428,7 @@ func e2eDayTwo(t *testing.T, g *e2eGuest) {
 		name string
 		run  func(*testing.T, *e2eGuest)
 	}{
+		{"graphs", e2eGraphs},
 		{"resize", e2eResize},
 		{"rebuild", e2eRebuild},
 	} {

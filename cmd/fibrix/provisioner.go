@@ -39,6 +39,7 @@ type provisionerFlags struct {
 	anySource      bool
 	consoleLogDir  string
 	metering       time.Duration
+	metrics        time.Duration
 }
 
 func (p *provisionerFlags) register(fs *flag.FlagSet) {
@@ -52,6 +53,7 @@ func (p *provisionerFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&p.shutdown, "shutdown-timeout", time.Minute, "how long a guest may take to power off before it is forced")
 	fs.StringVar(&p.consoleLogDir, "console-log-dir", "/var/log/libvirt/qemu", "directory on the VM hosts for each VM's serial console log (empty: none)")
 	fs.DurationVar(&p.metering, "metering-interval", 15*time.Minute, "how often usage records are turned into billed hours and amounts")
+	fs.DurationVar(&p.metrics, "metrics-interval", time.Minute, "how often the CPU, memory, disk and network use of VMs is sampled for their graphs (0: never)")
 	fs.BoolVar(&p.anySource, "metadata-any-source", false, "serve metadata to any source address (only when guests reach it through NAT)")
 }
 
@@ -60,6 +62,9 @@ func (p *provisionerFlags) register(fs *flag.FlagSet) {
 func startProvisioner(ctx context.Context, g *errgroup.Group, st *store.Store, p provisionerFlags, dataDir, zone string, log *slog.Logger) error {
 	if p.metering < time.Minute {
 		return fmt.Errorf("--metering-interval %s: at least 1m", p.metering)
+	}
+	if p.metrics < 0 || p.metrics > 0 && p.metrics < time.Second {
+		return fmt.Errorf("--metrics-interval %s: at least 1s, or 0 to sample nothing", p.metrics)
 	}
 	if p.consoleLogDir != "" {
 		if !path.IsAbs(p.consoleLogDir) {
@@ -104,6 +109,10 @@ func startProvisioner(ctx context.Context, g *errgroup.Group, st *store.Store, p
 	g.Go(func() error { return eng.Serve(ctx) })
 	g.Go(func() error { return disc.Serve(ctx) })
 	g.Go(func() error { return meterLoop(ctx, st, p.metering, log.With("component", "metering")) })
+	if p.metrics > 0 {
+		sampler := fleet.NewSampler(st, pool, p.metrics, log.With("component", "metrics"))
+		g.Go(func() error { return sampler.Serve(ctx) })
+	}
 	log.Info("provisioner running", "metadata", mdURL, "workers", p.workers, "domain_type", p.domainType, "ssh_public_key", pub)
 	return nil
 }
