@@ -89,7 +89,7 @@ func NewVMGraphs(vmID, rng string, from, to time.Time, samples []GraphSample) VM
 			}
 		}
 		if top == 0 {
-			top = niceCeil(peak)
+			top = niceBytes(peak)
 		}
 		y := func(v float64) float64 { return marginT + plotH - min(max(v, 0), top)/top*plotH }
 		for i := 0; i <= 4; i++ {
@@ -160,6 +160,16 @@ func timeTicks(from, to time.Time, x func(time.Time) float64) []Tick {
 		out = append(out, Tick{Pos: x(t), Label: t.UTC().Format(layout)})
 	}
 	return out
+}
+
+// niceBytes rounds v up to 1, 2 or 5 times a power of ten of a binary
+// unit (KiB, MiB…), so that the axis reads 10 MiB rather than 9.5 MiB.
+func niceBytes(v float64) float64 {
+	unit := 1.0
+	for v/unit >= 1024 {
+		unit *= 1024
+	}
+	return niceCeil(v/unit) * unit
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (1 for nothing).
