@@ -131,7 +131,7 @@ func VMGraphsCard(g VMGraphs) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if g.Empty {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "<p class=\"muted\" data-testid=\"graphs-empty\">No samples yet; the first appears a minute or two after the VM starts running.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "<p class=\"muted\" data-testid=\"graphs-empty\">No samples yet; the first appears within about a minute of the VM running.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -19,7 +19,8 @@ const domainPrefix = "fibrix-"
 // Sampler reads the statistics of every VM's domain on every host each
 // interval and stores CPU, memory, disk and network samples. Rates come
 // from the counters of two consecutive passes, so a VM's first sample
-// follows the second pass that sees it running.
+// follows the second pass that sees it running (which comes at most
+// freshWait after the first).
 type Sampler struct {
 	st    *store.Store
 	pool  *Pool
@@ -27,7 +28,14 @@ type Sampler struct {
 	log   *slog.Logger
 	last  map[string]reading // by VM id
 	now   func() time.Time
+	// fresh is set by a pass that took the first reading of a domain: the
+	// next pass comes sooner, so a new VM's first sample does not wait two
+	// whole intervals.
+	fresh bool
 }
+
+// freshWait bounds the wait after a pass that saw a new domain.
+const freshWait = 10 * time.Second
 
 type reading struct {
 	at    time.Time
@@ -48,7 +56,11 @@ func (s *Sampler) Serve(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !backoff.Sleep(ctx, passes.Next(ctx, err)) {
+		wait := passes.Next(ctx, err)
+		if err == nil && s.fresh {
+			wait = min(wait, freshWait)
+		}
+		if !backoff.Sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -65,6 +77,7 @@ func (s *Sampler) Pass(ctx context.Context) error {
 	var samples []store.VMSample
 	var errs []error
 	seen := map[string]bool{}
+	s.fresh = false
 	for _, h := range hosts {
 		if !h.Enabled || isSSH(h.URI) && h.SSHHostKey == "" {
 			continue
@@ -119,6 +132,7 @@ func (s *Sampler) host(ctx context.Context, h store.Host, seen map[string]bool) 
 		prev, had := s.last[id]
 		s.last[id] = reading{at: at, stats: d}
 		if !had {
+			s.fresh = true
 			continue
 		}
 		if x, ok := rates(id, prev, reading{at: at, stats: d}); ok {
