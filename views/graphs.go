@@ -72,6 +72,8 @@ func NewVMGraphs(vmID, rng string, from, to time.Time, samples []GraphSample) VM
 	if g.Empty {
 		return g
 	}
+	count := len(samples)
+	samples = thin(samples, maxPoints)
 	span := to.Sub(from)
 	x := func(t time.Time) float64 { return marginL + float64(t.Sub(from))/float64(span)*plotW }
 	xticks := timeTicks(from, to, x)
@@ -112,7 +114,7 @@ func NewVMGraphs(vmID, rng string, from, to time.Time, samples []GraphSample) VM
 			c.Series = append(c.Series, cs)
 			desc = append(desc, fmt.Sprintf("%s latest %s, peak %s", l.name, unit(l.value(samples[len(samples)-1])), unit(lmax)))
 		}
-		c.Desc = fmt.Sprintf("%s over the last %s, %d samples: %s.", what, rng, len(samples), strings.Join(desc, "; "))
+		c.Desc = fmt.Sprintf("%s over the last %s, %d samples: %s.", what, rng, count, strings.Join(desc, "; "))
 		return c
 	}
 	g.Charts = []Chart{
@@ -128,6 +130,37 @@ func NewVMGraphs(vmID, rng string, from, to time.Time, samples []GraphSample) VM
 			line{"sent", "s-tx", func(s GraphSample) float64 { return s.NetTx }}),
 	}
 	return g
+}
+
+// maxPoints bounds the points of a line: a day of minute samples is drawn
+// from means of about five minutes, which the chart's width shows anyway.
+const maxPoints = 320
+
+// thin averages runs of consecutive samples so that at most limit remain.
+func thin(samples []GraphSample, limit int) []GraphSample {
+	if len(samples) <= limit {
+		return samples
+	}
+	per := (len(samples) + limit - 1) / limit
+	out := make([]GraphSample, 0, limit)
+	for i := 0; i < len(samples); i += per {
+		run := samples[i:min(i+per, len(samples))]
+		m := GraphSample{At: run[len(run)-1].At}
+		for _, s := range run {
+			m.CPUPercent += s.CPUPercent
+			m.MemUsed += s.MemUsed
+			m.MemAvailable += s.MemAvailable
+			m.DiskRead += s.DiskRead
+			m.DiskWrite += s.DiskWrite
+			m.NetRx += s.NetRx
+			m.NetTx += s.NetTx
+		}
+		n := float64(len(run))
+		m.CPUPercent, m.MemUsed, m.MemAvailable = m.CPUPercent/n, m.MemUsed/n, m.MemAvailable/n
+		m.DiskRead, m.DiskWrite, m.NetRx, m.NetTx = m.DiskRead/n, m.DiskWrite/n, m.NetRx/n, m.NetTx/n
+		out = append(out, m)
+	}
+	return out
 }
 
 // maxGap is how far apart two samples may be and still be joined: five

@@ -85,3 +85,31 @@ func TestVMGraphs(t *testing.T) {
 	mustCount(t, doc, "svg", 0)
 	mustHave(t, doc, testID("graph-range-hour"))
 }
+
+// TestVMGraphsThin draws a day of minute samples from at most maxPoints
+// means, and says how many samples there were.
+func TestVMGraphsThin(t *testing.T) {
+	to := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var samples []GraphSample
+	for i := 1440; i >= 1; i-- {
+		samples = append(samples, GraphSample{At: to.Add(-time.Duration(i) * time.Minute), CPUPercent: 40, MemAvailable: 1 << 30})
+	}
+	g := NewVMGraphs("vm", "day", to.Add(-24*time.Hour), to, samples)
+	cpu := g.Charts[0]
+	if len(cpu.Series[0].Lines) != 1 {
+		t.Fatalf("%d lines", len(cpu.Series[0].Lines))
+	}
+	if n := strings.Count(cpu.Series[0].Lines[0], " ") + 1; n > maxPoints || n < maxPoints/2 {
+		t.Errorf("%d points", n)
+	}
+	if !strings.Contains(cpu.Desc, "1440 samples") || !strings.Contains(cpu.Desc, "CPU latest 40 %, peak 40 %") {
+		t.Errorf("desc %q", cpu.Desc)
+	}
+	labels := []string{}
+	for _, x := range cpu.XTicks {
+		labels = append(labels, x.Label)
+	}
+	if strings.Join(labels, " ") != "18:00 00:00 06:00 12:00" {
+		t.Errorf("time labels %q", labels)
+	}
+}

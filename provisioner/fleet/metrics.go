@@ -67,8 +67,8 @@ func (s *Sampler) Serve(ctx context.Context) error {
 }
 
 // Pass samples every host once, then rolls up and prunes old samples. A
-// host that cannot be read is logged and skipped; the error returned
-// names every host that failed.
+// host that cannot be read is logged and skipped; the error returned is
+// the database's.
 func (s *Sampler) Pass(ctx context.Context) error {
 	hosts, err := s.st.ListHosts(ctx)
 	if err != nil {
@@ -87,9 +87,10 @@ func (s *Sampler) Pass(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			// One unreachable host must not slow the sampling of the
+			// others: it is logged, and the pass goes on.
 			s.pool.Forget(h.ID)
 			s.log.Warn("host statistics not read; its VMs get no sample this pass", "host", h.Name, "err", err)
-			errs = append(errs, fmt.Errorf("host %s: %w", h.Name, err))
 			continue
 		}
 		samples = append(samples, got...)
