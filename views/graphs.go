@@ -50,7 +50,7 @@ type Tick struct {
 // Chart geometry: the plot area sits inside the margins.
 const (
 	chartW, chartH                     = 640, 180
-	marginL, marginR, marginT, marginB = 72, 12, 10, 26
+	marginL, marginR, marginT, marginB = 72, 24, 10, 26
 	plotW, plotH                       = chartW - marginL - marginR, chartH - marginT - marginB
 )
 
