@@ -11,9 +11,11 @@ import (
 
 // e2eGraphs makes the guest busy and waits for the sampler to see it: a
 // sample with CPU well above idle in the API, and the VM page drawing its
-// charts from the samples. The busy loop ends by itself within a minute.
+// charts from the samples. The busy loop ends by itself within a minute,
+// or when the step is done.
 func e2eGraphs(t *testing.T, g *e2eGuest) {
 	g.ssh(t, `nohup timeout 60 sh -c 'while :; do :; done' >/dev/null 2>&1 &`, time.Minute)
+	defer g.ssh(t, `pkill -x timeout; true`, time.Minute)
 	start := time.Now()
 	type sample struct {
 		At         time.Time `json:"at"`
