@@ -275,7 +275,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	if run["portal"] {
-		if err := startPortal(gctx, g, st, portalOptions{consoles: consoles, consoleIdle: *consoleIdle,listen: *listen, publicURL: *publicURL, secure: *secure,
+		if err := startPortal(gctx, g, st, portalOptions{consoles: consoles, consoleIdle: *consoleIdle, listen: *listen, publicURL: *publicURL, secure: *secure,
 			trustProxy: *trustProxy, sessionTTL: *sessionTTL, zone: *zone, bootstrap: *bootstrap,
 			gatewayAddress: *gatewayPublic, publicAddress: *publicAddress, forwardMin: fwdMin, forwardMax: fwdMax,
 			smtpURL: *smtpURL, mailFrom: *mailFrom}, stdout, log); err != nil {
