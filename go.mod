@@ -9,7 +9,7 @@ require (
 	github.com/bougou/go-ipmi v0.9.1
 	github.com/chromedp/chromedp v0.22.1
 	github.com/digitalocean/go-libvirt v0.0.0-20260217163227-273eaa321819
-	github.com/fasthttp/websocket v1.5.12
+	github.com/fasthttp/websocket v1.5.8
 	github.com/glebarez/go-sqlite v1.23.0
 	github.com/glebarez/sqlite v1.11.0
 	github.com/gofiber/contrib/websocket v1.3.4
@@ -23,7 +23,7 @@ require (
 	github.com/pin/tftp/v3 v3.2.0
 	github.com/pressly/goose/v3 v3.29.0
 	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
-	github.com/valyala/fasthttp v1.58.0
+	github.com/valyala/fasthttp v1.52.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0

@@ -92,8 +92,14 @@ func e2eConsole(t *testing.T, g *e2eGuest) {
 	}
 	// Leaving the page ends the session; the VM runs on for the next step.
 	step("leave", chromedp.Navigate(g.cust.base+"/vms/"+g.vmID))
-	if vm := g.wait(t, g.vmID); vm.State != "running" {
+	var vm e2eVM
+	g.cust.must("GET", "/vms/"+g.vmID, nil, &vm, 200)
+	if vm.State != "running" {
 		t.Errorf("VM %s after the console, want running", vm.State)
+	}
+	// Same guest, same host keys: SSH with the pinned keys still works.
+	if out := g.ssh(t, "hostname", time.Minute); strings.TrimSpace(out) != "e2e-web" {
+		t.Errorf("ssh after the console: %q", out)
 	}
 }
 
