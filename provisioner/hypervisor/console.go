@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
@@ -186,11 +187,11 @@ func (f dialerFunc) Dial() (net.Conn, error) { return f() }
 // has answered it, and sends stream packets with that serial.
 type tapConn struct {
 	net.Conn
-	wmu    sync.Mutex
-	out    framer
-	in     framer
-	serial int32
-	opened bool
+	wmu    sync.Mutex // one packet at a time on the socket
+	out    framer     // under wmu
+	in     framer     // only the reading goroutine
+	serial atomic.Int32
+	opened atomic.Bool
 	ready  chan struct{}
 }
 
@@ -199,7 +200,7 @@ func (t *tapConn) Write(p []byte) (int, error) {
 	defer t.wmu.Unlock()
 	t.out.feed(p, func(h rpcHeader) {
 		if h.proc == procOpenConsole && h.typ == typeCall {
-			t.serial = h.serial
+			t.serial.Store(h.serial)
 		}
 	})
 	return t.Conn.Write(p)
@@ -208,10 +209,10 @@ func (t *tapConn) Write(p []byte) (int, error) {
 func (t *tapConn) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	t.in.feed(p[:n], func(h rpcHeader) {
-		t.wmu.Lock()
-		defer t.wmu.Unlock()
-		if !t.opened && h.proc == procOpenConsole && h.typ == typeReply && h.serial == t.serial && h.status == statusOK {
-			t.opened = true
+		// Not under wmu: a write stuck on a full socket must not stop
+		// the reading that drains it.
+		if h.proc == procOpenConsole && h.typ == typeReply && h.serial == t.serial.Load() && h.status == statusOK &&
+			t.opened.CompareAndSwap(false, true) {
 			close(t.ready)
 		}
 	})
@@ -223,7 +224,7 @@ func (t *tapConn) Read(p []byte) (int, error) {
 func (t *tapConn) sendStream(data []byte, status uint32) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	if !t.opened {
+	if !t.opened.Load() {
 		return errors.New("console stream is not open")
 	}
 	pkt := make([]byte, rpcHeaderLen+len(data))
@@ -232,7 +233,7 @@ func (t *tapConn) sendStream(data []byte, status uint32) error {
 	binary.BigEndian.PutUint32(pkt[8:], rpcVersion)
 	binary.BigEndian.PutUint32(pkt[12:], procOpenConsole)
 	binary.BigEndian.PutUint32(pkt[16:], typeStream)
-	binary.BigEndian.PutUint32(pkt[20:], uint32(t.serial))
+	binary.BigEndian.PutUint32(pkt[20:], uint32(t.serial.Load()))
 	binary.BigEndian.PutUint32(pkt[24:], status)
 	copy(pkt[rpcHeaderLen:], data)
 	_, err := t.Conn.Write(pkt)

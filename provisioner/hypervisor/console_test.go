@@ -183,7 +183,9 @@ func TestFramer(t *testing.T) {
 	for i, payload := range []int{0, 5, 4096} {
 		h := rpcHeader{proc: uint32(200 + i), typ: uint32(i), serial: int32(i + 1), status: uint32(i % 3)}
 		want = append(want, h)
-		t := &tapConn{serial: h.serial, opened: true}
+		t := &tapConn{}
+		t.serial.Store(h.serial)
+		t.opened.Store(true)
 		var buf bytes.Buffer
 		t.Conn = &writeConn{w: &buf}
 		pkt := make([]byte, rpcHeaderLen+payload)
