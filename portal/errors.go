@@ -19,6 +19,8 @@ type httpError struct {
 	field   string
 	// retryAfter, in seconds, for 429 and 503.
 	retryAfter int
+	// public marks a 5xx whose message is safe and useful to show as is.
+	public bool
 }
 
 func (e *httpError) Error() string { return e.message }
@@ -140,7 +142,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, itoa(he.retryAfter))
 	}
 	msg := he.message
-	if he.status >= 500 && he.code != codeUnavailable {
+	if he.status >= 500 && he.code != codeUnavailable && !he.public {
 		msg = "something went wrong on our side; quote reference " + requestID(c) + " if you contact support"
 	}
 	c.Status(he.status)

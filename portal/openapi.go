@@ -83,6 +83,8 @@ type oaOp struct {
 	also *oaAlt
 	// media is the success answer's type when it is not JSON (CSV, PDF).
 	media string
+	// description says more of the success answer than "Success.".
+	description string
 }
 
 type oaAlt struct {
@@ -111,6 +113,12 @@ func errorText(status int) string {
 		return "Invalid value or quota exceeded; error.field names the input."
 	case 429:
 		return "Too many attempts."
+	case 426:
+		return "The request was not a WebSocket upgrade."
+	case 502:
+		return "The VM's host did not answer."
+	case 503:
+		return "Not served by this process (the console needs the provisioner role), or the database is unreachable."
 	}
 	return "Refused."
 }
@@ -128,6 +136,9 @@ func (o oaOp) build() oaObj {
 	}
 	res := oaObj{}
 	ok := oaObj{"description": "Success."}
+	if o.description != "" {
+		ok["description"] = o.description
+	}
 	if o.response != nil {
 		ok["content"] = oaJSON(o.response)
 	}
@@ -486,6 +497,10 @@ func openAPIDocument(version string) oaObj {
 		"/vms/{id}/metrics": {"get": {summary: "CPU, memory, disk and network use of the VM over the last hour, day or week, oldest sample first",
 			tag: "vms", status: 200, response: oaRef("VMMetrics"),
 			params: []oaObj{oaQuery("range", "hour (default), day or week; anything else is refused with 422", oaEnum("hour", "day", "week"))}, errors: []int{403, 404, 422}}},
+		"/vms/{id}/console": {"get": {summary: "Open the VM's serial console: a WebSocket (send Connection: Upgrade, Upgrade: websocket and the bearer token). " +
+			"Binary or text messages you send are typed into the console; binary messages from the server are what the guest prints. " +
+			"Owners and members only; one session per VM; it closes after the idle timeout without input (default 15 minutes) and is audited at open and close (vm.console, vm.console_closed)",
+			tag: "vms", status: 101, description: "Switching to the WebSocket protocol.", errors: []int{403, 404, 409, 426, 502, 503}}},
 		"/vms/{id}/actions": {"post": {summary: "Queue start, stop, reboot, rebuild (optionally from another image), resize to another plan, or delete",
 			tag: "vms", body: "VMAction", status: 202, response: oaRef("Operation"), errors: []int{402, 403, 404, 409}}},
 		"/audit": {"get": {summary: "The organisation's audit log, newest first", tag: "account", status: 200,

@@ -60,6 +60,12 @@ type Config struct {
 	// none when TrustProxy is set, since every client then arrives from the
 	// proxy.
 	MaxConnsPerIP int
+	// Consoles opens VMs' serial consoles; nil in a process without the
+	// provisioner role, where the console answers 503.
+	Consoles Consoles
+	// ConsoleIdle closes a console session after this long without input;
+	// default 15 minutes.
+	ConsoleIdle time.Duration
 }
 
 // Validate fills defaults and refuses nonsense.
@@ -72,6 +78,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 30 * time.Second
+	}
+	if c.ConsoleIdle == 0 {
+		c.ConsoleIdle = 15 * time.Minute
+	}
+	if c.ConsoleIdle < 0 {
+		return errors.New("console idle timeout must be positive")
 	}
 	if c.ReadTimeout < 0 {
 		return errors.New("read timeout must be positive")
@@ -140,6 +152,8 @@ type Server struct {
 	secrets *secret.Box
 	// totp seals users' authenticator secrets, under a key of its own.
 	totp *secret.Box
+	// consoles counts the open console sessions per VM.
+	consoles consoleSessions
 }
 
 // New builds the portal on top of a migrated store.

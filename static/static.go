@@ -4,8 +4,8 @@ package static
 
 import "embed"
 
-// FS holds the vendored htmx and Pico files and the portal's own stylesheet,
+// FS holds the vendored htmx, Pico and xterm.js files and the portal's own stylesheet and scripts,
 // rooted at this directory (for example "vendor/htmx.min.js").
 //
-//go:embed vendor/*.js vendor/*.css app.css app.js
+//go:embed vendor/*.js vendor/*.css vendor/xterm app.css app.js console.js
 var FS embed.FS

@@ -15,6 +15,10 @@ func TestEmbeddedFiles(t *testing.T) {
 		{name: "htmx", path: "vendor/htmx.min.js", contains: "2.0.11"},
 		{name: "pico", path: "vendor/pico.min.css", contains: "Pico CSS"},
 		{name: "app stylesheet", path: "app.css"},
+		{name: "xterm", path: "vendor/xterm/xterm.js", contains: "Terminal"},
+		{name: "xterm stylesheet", path: "vendor/xterm/xterm.css", contains: ".xterm"},
+		{name: "xterm licence", path: "vendor/xterm/LICENSE", contains: "The xterm.js authors"},
+		{name: "console script", path: "console.js", contains: "WebSocket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -429,6 +429,7 @@ func e2eDayTwo(t *testing.T, g *e2eGuest) {
 		run  func(*testing.T, *e2eGuest)
 	}{
 		{"graphs", e2eGraphs},
+		{"console", e2eConsole},
 		{"resize", e2eResize},
 		{"rebuild", e2eRebuild},
 	} {

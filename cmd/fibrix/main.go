@@ -185,6 +185,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	sessionTTL := fs.Duration("session-ttl", 12*time.Hour, "how long a sign-in lasts")
 	zone := fs.String("zone", "cloud.internal", "DNS zone of VM names: <vm>.<tenant>.<zone>")
 	placement := fs.String("placement", "spread", "where new VMs go: spread (emptiest host first) or pack (fullest host that fits)")
+	consoleIdle := fs.Duration("console-idle-timeout", 15*time.Minute, "close a VM console session after this long without input")
 	roles := fs.String("roles", "portal,provisioner", "what this process runs, comma-separated: portal, provisioner, rack (the PXE boot stack alone, for a rack-only server)")
 	var prov provisionerFlags
 	prov.register(fs)
@@ -264,9 +265,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var consoles portal.Consoles
+	if run["portal"] && run["provisioner"] {
+		signer, _, err := clientKey(prov.sshKey, c.dataDir)
+		if err != nil {
+			return err
+		}
+		consoles = consoleOpener{st: st, signer: signer}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if run["portal"] {
-		if err := startPortal(gctx, g, st, portalOptions{listen: *listen, publicURL: *publicURL, secure: *secure,
+		if err := startPortal(gctx, g, st, portalOptions{consoles: consoles, consoleIdle: *consoleIdle, listen: *listen, publicURL: *publicURL, secure: *secure,
 			trustProxy: *trustProxy, sessionTTL: *sessionTTL, zone: *zone, bootstrap: *bootstrap,
 			gatewayAddress: *gatewayPublic, publicAddress: *publicAddress, forwardMin: fwdMin, forwardMax: fwdMax,
 			smtpURL: *smtpURL, mailFrom: *mailFrom}, stdout, log); err != nil {
@@ -369,6 +378,10 @@ type portalOptions struct {
 	gatewayAddress, publicAddress string
 	forwardMin, forwardMax        int
 	smtpURL, mailFrom             string
+	// consoles serves VM consoles when this process also runs the
+	// provisioner; nil otherwise.
+	consoles    portal.Consoles
+	consoleIdle time.Duration
 }
 
 // startPortal opens the portal's listener, makes sure a staff account
@@ -384,7 +397,8 @@ func startPortal(ctx context.Context, g *errgroup.Group, st *store.Store, o port
 	}
 	cfg := portal.Config{PublicURL: strings.TrimRight(base, "/"), SecureCookies: o.secure,
 		SessionTTL: o.sessionTTL, TrustProxy: o.trustProxy, Version: version, Zone: o.zone,
-		GatewayAddress: o.gatewayAddress, PublicAddress: o.publicAddress, ForwardPortMin: o.forwardMin, ForwardPortMax: o.forwardMax}
+		GatewayAddress: o.gatewayAddress, PublicAddress: o.publicAddress, ForwardPortMin: o.forwardMin, ForwardPortMax: o.forwardMax,
+		Consoles: o.consoles, ConsoleIdle: o.consoleIdle}
 	if o.smtpURL != "" {
 		from := o.mailFrom
 		if from == "" {

@@ -59,7 +59,14 @@ type Conn struct {
 	// simulated is set for libvirt's test driver, which keeps volumes as
 	// metadata only and cannot receive uploads.
 	simulated bool
+	// dialer and remote open further connections to the same libvirtd
+	// (through the same SSH client): a console stream gets its own.
+	dialer socketDialer
+	remote libvirt.ConnectURI
 }
+
+// socketDialer opens one connection to libvirtd's socket.
+type socketDialer interface{ Dial() (net.Conn, error) }
 
 // Dial connects to the libvirt host named by cfg.URI.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
@@ -79,7 +86,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		socketPath = s
 	}
 	c := &Conn{simulated: u.Scheme == "test"}
-	var dialer interface{ Dial() (net.Conn, error) }
+	var dialer socketDialer
 	switch u.Scheme {
 	case "test", "qemu":
 		if u.Host != "" {
@@ -98,6 +105,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 
 	c.lv = libvirt.NewWithDialer(dialer)
 	remote := libvirt.RemoteURI(u)
+	c.dialer, c.remote = dialer, remote
 	done := make(chan error, 1)
 	go func() { done <- c.lv.ConnectToURI(remote) }()
 	select {

@@ -31,8 +31,15 @@ func main() {
 // the guest of a KVM probe boot (hypervisor.ProbeKVM).
 func ProbeInitramfs(t testing.TB, dir, marker string) string {
 	t.Helper()
+	return Initramfs(t, dir, "probe.cpio", strings.ReplaceAll(probeInit, "MARKER", marker))
+}
+
+// Initramfs builds, in dir, a newc cpio archive named name holding
+// /dev/console and a static /init built from the Go program initSource.
+func Initramfs(t testing.TB, dir, name, initSource string) string {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "main.go")
-	if err := os.WriteFile(src, []byte(strings.ReplaceAll(probeInit, "MARKER", marker)), 0o644); err != nil {
+	if err := os.WriteFile(src, []byte(initSource), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "init")
@@ -65,7 +72,7 @@ func ProbeInitramfs(t testing.TB, dir, marker string) string {
 	add("dev/console", 0o020600, 5, 1, nil)
 	add("init", 0o100755, 0, 0, initBin)
 	add("TRAILER!!!", 0, 0, 0, nil)
-	p := filepath.Join(dir, "probe.cpio")
+	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

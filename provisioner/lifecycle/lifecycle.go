@@ -123,9 +123,11 @@ type pass struct {
 	log   *slog.Logger
 }
 
-// domainName is the libvirt name of a VM: unique, stable, and free of
+// DomainName is the libvirt name of a VM: unique, stable, and free of
 // anything a customer typed.
-func domainName(vmID string) string { return "fibrix-" + vmID }
+func DomainName(vmID string) string { return "fibrix-" + vmID }
+
+func domainName(vmID string) string { return DomainName(vmID) }
 
 func diskName(vmID string) string { return "fibrix-" + vmID + ".qcow2" }
 

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/fasthttp/websocket"
+)
+
+// e2eConsole opens the running guest's serial console through the portal:
+// from a Go WebSocket client with the customer's API token, and in
+// Chromium on the VM's console page, and reads the guest's login prompt in
+// both.
+func e2eConsole(t *testing.T, g *e2eGuest) {
+	wsURL := "ws" + strings.TrimPrefix(g.cust.base, "http") + "/api/v1/vms/" + g.vmID + "/console"
+
+	// Without an upgrade the endpoint says what it is.
+	if code := g.cust.call("GET", "/vms/"+g.vmID+"/console", nil, nil); code != http.StatusUpgradeRequired {
+		t.Errorf("console without upgrade: %d, want 426", code)
+	}
+
+	start := time.Now()
+	ws, res, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Authorization": {"Bearer " + g.cust.token}})
+	if err != nil {
+		status := 0
+		if res != nil {
+			status = res.StatusCode
+		}
+		t.Fatalf("open the console: %v (status %d)", err, status)
+	}
+	seen := readUntil(t, ws, "login:", 90*time.Second)
+	ws.Close()
+	t.Logf("WebSocket: login prompt after %v:\n%s", time.Since(start).Round(time.Millisecond), lastLines(seen, 3))
+
+	// The session is in the tenant's activity log, opened and closed.
+	waitAudit(t, g, "vm.console_closed")
+
+	// The console page in the browser.
+	exe := chromium(t)
+	ctx := browserContext(t, exe)
+	shots := artifacts(t)
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	step("log in",
+		chromedp.Navigate(g.cust.base+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-form]`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), "owner@e2e.example"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "correct horse battery"),
+		chromedp.Click(chromedp.CSS(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=site-header]`)),
+		chromedp.Navigate(g.cust.base+"/vms/"+g.vmID),
+		chromedp.Click(chromedp.CSS(`[data-testid=vm-console-link]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=console-terminal] .xterm`)),
+	)
+	const screen = `(() => { const t = window.fibrixConsole; if (!t) return ""; const b = t.buffer.active; let s = "";
+		for (let i = 0; i < b.length; i++) { const l = b.getLine(i); if (l) s += l.translateToString(true) + "\n"; } return s; })()`
+	var shown string
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(shown, "login:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no login prompt in the browser's terminal within 90 s; it shows:\n%s", shown)
+		}
+		// Enter makes getty print its prompt again.
+		step("press Enter", chromedp.Click(chromedp.CSS(`[data-testid=console-terminal] .xterm`)), chromedp.KeyEvent("\r"))
+		time.Sleep(2 * time.Second)
+		if shown, err = chromedp.Run(ctx, chromedp.Evaluate[string](screen)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(shots, "console-login-prompt.png")
+	if err := os.WriteFile(shot, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("browser: login prompt in the terminal; screenshot %s:\n%s", shot, lastLines(strings.TrimRight(shown, "\n"), 3))
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid=console-status]`)))
+	if !strings.HasPrefix(status, "Connected") {
+		t.Errorf("console status: %q", status)
+	}
+	// Leaving the page ends the session; the VM runs on for the next step.
+	step("leave", chromedp.Navigate(g.cust.base+"/vms/"+g.vmID))
+	var vm e2eVM
+	g.cust.must("GET", "/vms/"+g.vmID, nil, &vm, 200)
+	if vm.State != "running" {
+		t.Errorf("VM %s after the console, want running", vm.State)
+	}
+	// Same guest, same host keys: SSH with the pinned keys still works.
+	if out := g.ssh(t, "hostname", time.Minute); strings.TrimSpace(out) != "e2e-web" {
+		t.Errorf("ssh after the console: %q", out)
+	}
+}
+
+// readUntil reads console output from ws until it contains want, pressing
+// Enter every few seconds so getty prints its prompt again. (A read
+// deadline would break the connection, so one goroutine reads.)
+func readUntil(t *testing.T, ws *websocket.Conn, want string, within time.Duration) string {
+	t.Helper()
+	msgs := make(chan []byte, 64)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				errc <- err
+				close(msgs)
+				return
+			}
+			msgs <- msg
+		}
+	}()
+	var seen strings.Builder
+	deadline := time.After(within)
+	enter := time.NewTicker(3 * time.Second)
+	defer enter.Stop()
+	if err := ws.WriteMessage(websocket.BinaryMessage, []byte("\r")); err != nil {
+		t.Fatalf("type into the console: %v", err)
+	}
+	for !strings.Contains(seen.String(), want) {
+		select {
+		case msg, ok := <-msgs:
+			if !ok {
+				t.Fatalf("console closed: %v; it showed:\n%s", <-errc, lastLines(seen.String(), 20))
+			}
+			seen.Write(msg)
+		case <-enter.C:
+			if err := ws.WriteMessage(websocket.BinaryMessage, []byte("\r")); err != nil {
+				t.Fatalf("type into the console: %v", err)
+			}
+		case <-deadline:
+			t.Fatalf("no %q on the console within %v; it showed:\n%s", want, within, lastLines(seen.String(), 20))
+		}
+	}
+	return seen.String()
+}
+
+// waitAudit waits for an entry with action in the customer's activity log.
+func waitAudit(t *testing.T, g *e2eGuest, action string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		var list struct {
+			Items []struct {
+				Action string `json:"action"`
+				Detail string `json:"detail"`
+			} `json:"items"`
+		}
+		g.cust.must("GET", "/audit?action="+action, nil, &list, 200)
+		for _, e := range list.Items {
+			if e.Action == action {
+				t.Logf("audit: %s %s", e.Action, e.Detail)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no %s entry in the activity log: %+v", action, list.Items)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,30 @@
+package portal
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+	"github.com/fibrixcloud/fibrix/views"
+)
+
+// webVMConsole is the console page: a terminal that joins the VM's serial
+// console through webVMConsoleSocket. It refuses what the socket would
+// refuse, since a browser shows no status of a failed WebSocket.
+func (s *Server) webVMConsole(c *fiber.Ctx) error {
+	vm, err := s.store.GetVM(c.UserContext(), who(c).User.Tenant(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	if vm.State != store.VMRunning {
+		return store.E(store.ErrInvalidTransition, "", "the console is there while the VM runs; it is "+vm.State)
+	}
+	if s.cfg.Consoles == nil {
+		return consoleElsewhere
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, views.VMConsole(views.VMConsoleView{
+		Page:        s.page(c, "Console of "+vm.Name, "vms"),
+		VM:          views.VMInfo{ID: vm.ID, Name: vm.Name, State: vm.State},
+		IdleTimeout: s.cfg.ConsoleIdle.String(),
+	}))
+}
