@@ -167,7 +167,8 @@ func openAPIDocument(version string) oaObj {
 	if version == "" {
 		version = "dev"
 	}
-	quota := oaObject(oaObj{"instances": oaInt(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(), "ssh_keys": oaInt(), "port_forwards": oaInt()})
+	quota := oaObject(oaObj{"instances": oaInt(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(), "ssh_keys": oaInt(), "port_forwards": oaInt(),
+		"snapshots": oaInt(), "snapshot_gib": oaInt()}, "snapshots", "snapshot_gib")
 	ref := oaObject(oaObj{"id": oaString(), "name": oaString()})
 	vm := oaObj{
 		"id": oaString(), "name": oaString(), "state": oaString(), "desired_state": oaString(),
