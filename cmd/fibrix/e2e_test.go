@@ -428,6 +428,7 @@ func e2eDayTwo(t *testing.T, g *e2eGuest) {
 		name string
 		run  func(*testing.T, *e2eGuest)
 	}{
+		{"snapshots", e2eSnapshots},
 		{"resize", e2eResize},
 		{"rebuild", e2eRebuild},
 	} {
