@@ -55,7 +55,15 @@ func adminQuotaFields(limits, used store.Quota) []views.AdminQuotaField {
 // fields (built by adminQuotaFields) so the form can be shown again; errs is
 // non-nil when a field is not a whole number. Range checks are the store's.
 func adminQuotaForm(c *fiber.Ctx, fields []views.AdminQuotaField) (store.Quota, views.FormErrors) {
-	vals, raw, errs := adminFormInts(c, adminQuotaNames()...)
+	names := adminQuotaNames()
+	// The snapshot limits may be left out (forms made before snapshots
+	// existed); they then keep the figures the fields were built with.
+	for i, name := range names[6:] {
+		if strings.TrimSpace(c.FormValue(name)) == "" {
+			c.Request().PostArgs().Set(name, strconv.FormatInt(fields[6+i].Limit, 10))
+		}
+	}
+	vals, raw, errs := adminFormInts(c, names...)
 	for i := range fields {
 		fields[i].Value = raw[i]
 	}

@@ -291,7 +291,7 @@ func TestAdminTenantQuota(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/admin/tenants/"+tid {
 		t.Fatalf("save: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
-	want := store.Quota{Instances: 3, VCPUs: 12, MemoryMiB: 8192, DiskGiB: 100, SSHKeys: 4, PortForwards: 2}
+	want := store.Quota{Instances: 3, VCPUs: 12, MemoryMiB: 8192, DiskGiB: 100, SSHKeys: 4, PortForwards: 2, Snapshots: 5, SnapshotGiB: 50} // snapshot limits left out of the form are kept
 	if q := adminQuota(t, e, tid); q != want {
 		t.Errorf("quota %+v, want %+v", q, want)
 	}
@@ -325,7 +325,7 @@ func TestAdminDefaultQuota(t *testing.T) {
 	if res, _ := b.post("/admin/quotas", form); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("save: %d", res.StatusCode)
 	}
-	want := store.Quota{Instances: 2, VCPUs: 2, MemoryMiB: 2048, DiskGiB: 20, SSHKeys: 3, PortForwards: 1}
+	want := store.Quota{Instances: 2, VCPUs: 2, MemoryMiB: 2048, DiskGiB: 20, SSHKeys: 3, PortForwards: 1, Snapshots: 5, SnapshotGiB: 50}
 	if q, _ := e.st.DefaultQuota(ctx); q != want {
 		t.Errorf("default quota %+v, want %+v", q, want)
 	}
