@@ -299,6 +299,20 @@ func TestAdminTenantQuota(t *testing.T) {
 	if !strings.Contains(doc.Text(), "Quota of Acme saved.") {
 		t.Error("no flash after save")
 	}
+	form := valid("vcpus", "12")
+	form.Set("snapshots", "7")
+	form.Set("snapshot_gib", "70")
+	if res, _ := b.post(path, form); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save with snapshot limits: %d", res.StatusCode)
+	}
+	want.Snapshots, want.SnapshotGiB = 7, 70
+	if q := adminQuota(t, e, tid); q != want {
+		t.Errorf("quota %+v, want %+v", q, want)
+	}
+	form.Set("snapshots", "-1")
+	if res, _ := b.post(path, form); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("negative snapshot limit: %d", res.StatusCode)
+	}
 	if res, _ := b.post("/admin/tenants/no-such-tenant/quota", valid("vcpus", "1")); res.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown tenant: %d", res.StatusCode)
 	}
