@@ -31,7 +31,9 @@ func e2eSnapshots(t *testing.T, g *e2eGuest) {
 	t.Logf("snapshot taken in %s: %d bytes, %s", time.Since(start).Round(time.Second), list.Items[0].SizeBytes, list.Items[0].Consistency)
 
 	// Written after the snapshot: the restore must take it away.
-	g.ssh(t, "echo after-snapshot > ~/after-snapshot && sync && cat ~/after-snapshot", 4*time.Minute)
+	if out := g.ssh(t, "echo after-snapshot > ~/after-snapshot && sync && cat ~/after-snapshot", 4*time.Minute); strings.TrimSpace(out) != "after-snapshot" {
+		t.Fatalf("writing the file in the guest: %q", out)
+	}
 
 	start = time.Now()
 	var op struct{ ID string }
