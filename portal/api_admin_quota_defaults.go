@@ -17,7 +17,11 @@ func (s *Server) apiAdminQuotaDefaultsUpdate(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	q, err := req.quota()
+	cur, err := s.store.DefaultQuota(c.UserContext())
+	if err != nil {
+		return err
+	}
+	q, err := req.quota(cur)
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,15 @@ func (s *Server) apiAdminTenantQuota(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	q, err := req.quota()
+	id := c.Params("id")
+	cur, _, err := s.store.QuotaUsage(c.UserContext(), id)
 	if err != nil {
 		return err
 	}
-	id := c.Params("id")
+	q, err := req.quota(cur)
+	if err != nil {
+		return err
+	}
 	if err := s.store.SetTenantQuota(c.UserContext(), s.actor(c), id, q); err != nil {
 		return err
 	}

@@ -258,10 +258,21 @@ type quotaInput struct {
 	DiskGiB      *int64 `json:"disk_gib"`
 	SSHKeys      *int64 `json:"ssh_keys"`
 	PortForwards *int64 `json:"port_forwards"`
+	// The snapshot limits may be left out; they then stay as they are
+	// (keep), so that clients written before snapshots still work.
+	Snapshots   *int64 `json:"snapshots"`
+	SnapshotGiB *int64 `json:"snapshot_gib"`
 }
 
-func (in quotaInput) quota() (store.Quota, error) {
-	var q store.Quota
+// quota is the limits sent; keep supplies the snapshot limits left out.
+func (in quotaInput) quota(keep store.Quota) (store.Quota, error) {
+	q := store.Quota{Snapshots: keep.Snapshots, SnapshotGiB: keep.SnapshotGiB}
+	if in.Snapshots != nil {
+		q.Snapshots = *in.Snapshots
+	}
+	if in.SnapshotGiB != nil {
+		q.SnapshotGiB = *in.SnapshotGiB
+	}
 	for _, f := range []struct {
 		name string
 		src  *int64

@@ -353,7 +353,7 @@ func FuzzAPIBodies(f *testing.F) {
 	fx := newAPIFuzz(f)
 	doc := fx.e.want(http.StatusOK, "GET", "/api/v1/openapi.json", "", nil)
 	for i, r := range fx.routes {
-		op := obj(obj(obj(doc["paths"])[strings.NewReplacer(":id", "{id}", ":mac", "{mac}").Replace(strings.TrimPrefix(r.path, apiPrefix))])[strings.ToLower(r.method)])
+		op := obj(obj(obj(doc["paths"])[strings.NewReplacer(":id", "{id}", ":mac", "{mac}", ":snapshotID", "{snapshotID}").Replace(strings.TrimPrefix(r.path, apiPrefix))])[strings.ToLower(r.method)])
 		schema := obj(obj(obj(obj(op["requestBody"])["content"])["application/json"])["schema"])
 		if schema != nil {
 			b, err := json.Marshal(fuzzSample(doc, schema, 0))

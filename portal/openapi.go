@@ -178,7 +178,8 @@ func openAPIDocument(version string) oaObj {
 	if version == "" {
 		version = "dev"
 	}
-	quota := oaObject(oaObj{"instances": oaInt(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(), "ssh_keys": oaInt(), "port_forwards": oaInt()})
+	quota := oaObject(oaObj{"instances": oaInt(), "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(), "ssh_keys": oaInt(), "port_forwards": oaInt(),
+		"snapshots": oaInt(), "snapshot_gib": oaInt()}, "snapshots", "snapshot_gib")
 	ref := oaObject(oaObj{"id": oaString(), "name": oaString()})
 	vm := oaObj{
 		"id": oaString(), "name": oaString(), "state": oaString(), "desired_state": oaString(),
@@ -314,6 +315,14 @@ func openAPIDocument(version string) oaObj {
 				"Name, plan and address stay"}}, "plan", "image"),
 		"Step": oaObject(oaObj{"step": oaString(), "state": oaString(), "message": oaString(),
 			"started_at": oaTime(), "finished_at": oaTimeNull()}),
+		"Snapshot": oaObject(oaObj{"id": oaString(), "vm_id": oaString(), "name": oaString(),
+			"state":       oaEnum(store.SnapshotCreating, store.SnapshotReady, store.SnapshotRestoring, store.SnapshotDeleting, store.SnapshotError),
+			"size_bytes":  oaObj{"type": "integer", "format": "int64", "description": "bytes the snapshot takes on its host; 0 until ready"},
+			"quota_gib":   oaObj{"type": "integer", "format": "int64", "description": "GiB counted against the snapshot quota: the VM's disk size while being taken, then the real size rounded up"},
+			"consistency": oaObj{"type": "string", "description": "how the guest was when its disk was copied: stopped (shut down cleanly for the copy); empty until ready"},
+			"message":     oaString(), "created_at": oaTime(), "ready_at": oaTimeNull()}),
+		"SnapshotCreate": oaObject(oaObj{"name": oaObj{"type": "string", "description": "1-63 letters, digits, dots, dashes or underscores, unique among the VM's snapshots"}}),
+		"SnapshotTaken":  oaObject(oaObj{"snapshot": oaRef("Snapshot"), "operation": oaRef("Operation")}),
 		"Operation": oaObject(oaObj{"id": oaString(), "type": oaString(), "state": oaString(), "message": oaString(),
 			"requested_by": oaString(), "created_at": oaTime(), "started_at": oaTimeNull(), "finished_at": oaTimeNull()}),
 		"AuditEntry": oaObject(oaObj{"id": oaString(), "at": oaTime(), "actor_email": oaString(), "tenant_id": oaString(),
@@ -501,6 +510,17 @@ func openAPIDocument(version string) oaObj {
 			"Binary or text messages you send are typed into the console; binary messages from the server are what the guest prints. " +
 			"Owners and members only; one session per VM; it closes after the idle timeout without input (default 15 minutes) and is audited at open and close (vm.console, vm.console_closed)",
 			tag: "vms", status: 101, description: "Switching to the WebSocket protocol.", errors: []int{403, 404, 409, 426, 502, 503}}},
+		"/vms/{id}/snapshots": {
+			"get": {summary: "The VM's snapshots, newest first", tag: "vms", status: 200, response: oaItems("Snapshot"), errors: []int{403, 404}},
+			"post": {summary: "Queue a snapshot of the VM's disk: a running VM is shut down for the copy and started again; the snapshot counts against the snapshot quota (count and GiB, 422 names the limit)",
+				tag: "vms", body: "SnapshotCreate", status: 202, response: oaRef("SnapshotTaken"), errors: []int{403, 404, 409}},
+		},
+		"/vms/{id}/snapshots/{snapshotID}": {
+			"get":    {summary: "Get a snapshot", tag: "vms", status: 200, response: oaRef("Snapshot"), errors: []int{403, 404}},
+			"delete": {summary: "Queue the deletion of a snapshot; its quota is given back once its volume is gone", tag: "vms", status: 202, response: oaRef("Operation"), errors: []int{403, 404, 409}},
+		},
+		"/vms/{id}/snapshots/{snapshotID}/restore": {"post": {summary: "Queue the restore of the VM's disk from a ready snapshot: the VM is shut down, its disk replaced and started again with the same name, address and host keys; what was written since the snapshot is lost",
+			tag: "vms", status: 202, response: oaRef("Operation"), errors: []int{403, 404, 409}}},
 		"/vms/{id}/actions": {"post": {summary: "Queue start, stop, reboot, rebuild (optionally from another image), resize to another plan, or delete",
 			tag: "vms", body: "VMAction", status: 202, response: oaRef("Operation"), errors: []int{402, 403, 404, 409}}},
 		"/audit": {"get": {summary: "The organisation's audit log, newest first", tag: "account", status: 200,
@@ -647,6 +667,7 @@ func openAPIDocument(version string) oaObj {
 	}
 	idParam := oaObj{"name": "id", "in": "path", "required": true, "schema": oaString()}
 	macParam := oaObj{"name": "mac", "in": "path", "required": true, "description": "MAC address, e.g. 52:54:00:12:34:56", "schema": oaString()}
+	snapParam := oaObj{"name": "snapshotID", "in": "path", "required": true, "schema": oaString()}
 	outPaths := oaObj{}
 	for path, ops := range paths {
 		item := oaObj{}
@@ -659,6 +680,9 @@ func openAPIDocument(version string) oaObj {
 		}
 		if strings.Contains(path, "{mac}") {
 			params = append(params, macParam)
+		}
+		if strings.Contains(path, "{snapshotID}") {
+			params = append(params, snapParam)
 		}
 		if len(params) > 0 {
 			item["parameters"] = params

@@ -37,7 +37,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	routed := map[string]bool{}
 	for _, r := range apiRoutes(e) {
-		path := strings.NewReplacer(":id", "{id}", ":mac", "{mac}").Replace(strings.TrimPrefix(r[1], apiPrefix))
+		path := strings.NewReplacer(":id", "{id}", ":mac", "{mac}", ":snapshotID", "{snapshotID}").Replace(strings.TrimPrefix(r[1], apiPrefix))
 		routed[r[0]+" "+path] = true
 	}
 	for k := range routed {

@@ -291,13 +291,27 @@ func TestAdminTenantQuota(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/admin/tenants/"+tid {
 		t.Fatalf("save: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
-	want := store.Quota{Instances: 3, VCPUs: 12, MemoryMiB: 8192, DiskGiB: 100, SSHKeys: 4, PortForwards: 2}
+	want := store.Quota{Instances: 3, VCPUs: 12, MemoryMiB: 8192, DiskGiB: 100, SSHKeys: 4, PortForwards: 2, Snapshots: 5, SnapshotGiB: 50} // snapshot limits left out of the form are kept
 	if q := adminQuota(t, e, tid); q != want {
 		t.Errorf("quota %+v, want %+v", q, want)
 	}
 	_, doc := b.get("/admin/tenants/" + tid)
 	if !strings.Contains(doc.Text(), "Quota of Acme saved.") {
 		t.Error("no flash after save")
+	}
+	form := valid("vcpus", "12")
+	form.Set("snapshots", "7")
+	form.Set("snapshot_gib", "70")
+	if res, _ := b.post(path, form); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save with snapshot limits: %d", res.StatusCode)
+	}
+	want.Snapshots, want.SnapshotGiB = 7, 70
+	if q := adminQuota(t, e, tid); q != want {
+		t.Errorf("quota %+v, want %+v", q, want)
+	}
+	form.Set("snapshots", "-1")
+	if res, _ := b.post(path, form); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("negative snapshot limit: %d", res.StatusCode)
 	}
 	if res, _ := b.post("/admin/tenants/no-such-tenant/quota", valid("vcpus", "1")); res.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown tenant: %d", res.StatusCode)
@@ -325,7 +339,7 @@ func TestAdminDefaultQuota(t *testing.T) {
 	if res, _ := b.post("/admin/quotas", form); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("save: %d", res.StatusCode)
 	}
-	want := store.Quota{Instances: 2, VCPUs: 2, MemoryMiB: 2048, DiskGiB: 20, SSHKeys: 3, PortForwards: 1}
+	want := store.Quota{Instances: 2, VCPUs: 2, MemoryMiB: 2048, DiskGiB: 20, SSHKeys: 3, PortForwards: 1, Snapshots: 5, SnapshotGiB: 50}
 	if q, _ := e.st.DefaultQuota(ctx); q != want {
 		t.Errorf("default quota %+v, want %+v", q, want)
 	}

@@ -41,6 +41,9 @@ func (s *Server) vmDetailView(c *fiber.Ctx, vmID string) (views.VMDetailView, er
 	if err := s.fillGraphs(c, &v); err != nil {
 		return views.VMDetailView{}, err
 	}
+	if err := s.fillSnapshots(c, &v); err != nil {
+		return views.VMDetailView{}, err
+	}
 	for _, k := range d.Keys {
 		v.VM.Keys = append(v.VM.Keys, k.Name)
 	}

@@ -430,6 +430,7 @@ func e2eDayTwo(t *testing.T, g *e2eGuest) {
 	}{
 		{"graphs", e2eGraphs},
 		{"console", e2eConsole},
+		{"snapshots", e2eSnapshots},
 		{"resize", e2eResize},
 		{"rebuild", e2eRebuild},
 	} {

@@ -27,6 +27,8 @@ type Hypervisor interface {
 	EnsureDisk(ctx context.Context, pool, name, base string, sizeGiB int64) (string, error)
 	GrowDisk(ctx context.Context, pool, name string, sizeGiB int64) (string, error)
 	DeleteDisk(ctx context.Context, pool, name string) (bool, error)
+	CopyVolume(ctx context.Context, pool, src, dst string) (int64, error)
+	ReplaceVolume(ctx context.Context, pool, src, dst string) error
 	Define(ctx context.Context, spec hypervisor.DomainSpec) error
 	State(ctx context.Context, name string) (hypervisor.DomainState, error)
 	Start(ctx context.Context, name string) error
@@ -422,6 +424,11 @@ func (r *Reconciler) settled(ctx context.Context, p *pass) (engine.Result, error
 			return engine.Result{}, err
 		}
 		state, opErr := r.operate(ctx, p, op)
+		if opErr == nil {
+			opErr = r.settleSnapshot(ctx, op, nil)
+		} else if serr := r.settleSnapshot(ctx, op, opErr); serr != nil {
+			return engine.Result{}, serr
+		}
 		if opErr != nil && op.Type == store.OpResize {
 			// The record has the new plan already (and bills it), so the
 			// domain must come to match it: the pass fails, the engine
@@ -480,6 +487,8 @@ func (r *Reconciler) operate(ctx context.Context, p *pass, op store.Operation) (
 		return store.VMRunning, nil
 	case store.OpResize:
 		return r.resize(ctx, p)
+	case store.OpSnapshot, store.OpRestore, store.OpSnapshotDelete:
+		return r.snapshotOp(ctx, p, op)
 	}
 	return "", fmt.Errorf("unknown operation %q", op.Type)
 }
@@ -608,6 +617,9 @@ func (r *Reconciler) delete(ctx context.Context, p *pass) (engine.Result, error)
 		return err
 	})
 	if err != nil {
+		return engine.Result{}, err
+	}
+	if err := r.deleteSnapshots(ctx, p); err != nil {
 		return engine.Result{}, err
 	}
 	return r.finishDelete(ctx, p, wiped)

@@ -31,6 +31,8 @@ type Tenant struct {
 	QuotaDiskGiB      int64 `gorm:"column:quota_disk_gib"`
 	QuotaSSHKeys      int64 `gorm:"column:quota_ssh_keys"`
 	QuotaPortForwards int64
+	QuotaSnapshots    int64
+	QuotaSnapshotGiB  int64 `gorm:"column:quota_snapshot_gib"`
 	// CreditLimitMinor is how far below zero the balance may go before
 	// orders are refused; nil: the ISP's default (none unless set).
 	CreditLimitMinor *int64
@@ -40,12 +42,14 @@ type Tenant struct {
 
 // Quota returns the tenant's limits.
 func (t Tenant) Quota() Quota {
-	return Quota{t.QuotaInstances, t.QuotaVCPUs, t.QuotaMemoryMiB, t.QuotaDiskGiB, t.QuotaSSHKeys, t.QuotaPortForwards}
+	return Quota{t.QuotaInstances, t.QuotaVCPUs, t.QuotaMemoryMiB, t.QuotaDiskGiB, t.QuotaSSHKeys, t.QuotaPortForwards,
+		t.QuotaSnapshots, t.QuotaSnapshotGiB}
 }
 
 func (t *Tenant) setQuota(q Quota) {
 	t.QuotaInstances, t.QuotaVCPUs, t.QuotaMemoryMiB = q.Instances, q.VCPUs, q.MemoryMiB
 	t.QuotaDiskGiB, t.QuotaSSHKeys, t.QuotaPortForwards = q.DiskGiB, q.SSHKeys, q.PortForwards
+	t.QuotaSnapshots, t.QuotaSnapshotGiB = q.Snapshots, q.SnapshotGiB
 }
 
 // User is a person who signs in: a tenant member (TenantID set) or staff.
@@ -271,6 +275,10 @@ const (
 	OpRebuild = "rebuild"
 	OpResize  = "resize"
 	OpDelete  = "delete"
+	// Snapshot operations: each names its snapshot (Operation.SnapshotID).
+	OpSnapshot       = "snapshot"
+	OpRestore        = "restore"
+	OpSnapshotDelete = "snapshot-delete"
 )
 
 // Operation states.
@@ -290,6 +298,7 @@ type Operation struct {
 	State       string
 	Message     string
 	RequestedBy string
+	SnapshotID  string
 	Attempts    int
 	CreatedAt   time.Time
 	StartedAt   *time.Time
@@ -331,7 +340,13 @@ type quotaDefaults struct {
 	DiskGiB      int64 `gorm:"column:disk_gib"`
 	SSHKeys      int64 `gorm:"column:ssh_keys"`
 	PortForwards int64
+	Snapshots    int64
+	SnapshotGiB  int64 `gorm:"column:snapshot_gib"`
 	UpdatedAt    time.Time
 }
 
 func (quotaDefaults) TableName() string { return "quota_defaults" }
+
+func (d quotaDefaults) quota() Quota {
+	return Quota{d.Instances, d.VCPUs, d.MemoryMiB, d.DiskGiB, d.SSHKeys, d.PortForwards, d.Snapshots, d.SnapshotGiB}
+}

@@ -17,6 +17,10 @@ type Quota struct {
 	DiskGiB      int64 `json:"disk_gib"`
 	SSHKeys      int64 `json:"ssh_keys"`
 	PortForwards int64 `json:"port_forwards"`
+	// Snapshots and SnapshotGiB bound a tenant's VM snapshots: how many,
+	// and how much disk they take together.
+	Snapshots   int64 `json:"snapshots"`
+	SnapshotGiB int64 `json:"snapshot_gib"`
 }
 
 // QuotaMax bounds every quota figure staff may set.
@@ -30,6 +34,7 @@ func (q Quota) Validate() error {
 	}{
 		{"instances", q.Instances}, {"vcpus", q.VCPUs}, {"memory_mib", q.MemoryMiB},
 		{"disk_gib", q.DiskGiB}, {"ssh_keys", q.SSHKeys}, {"port_forwards", q.PortForwards},
+		{"snapshots", q.Snapshots}, {"snapshot_gib", q.SnapshotGiB},
 	} {
 		if f.v < 0 {
 			return E(ErrInvalid, f.field, "must be zero or more")
@@ -47,6 +52,7 @@ func (q Quota) Left(used Quota) Quota {
 	return Quota{
 		sub(q.Instances, used.Instances), sub(q.VCPUs, used.VCPUs), sub(q.MemoryMiB, used.MemoryMiB),
 		sub(q.DiskGiB, used.DiskGiB), sub(q.SSHKeys, used.SSHKeys), sub(q.PortForwards, used.PortForwards),
+		sub(q.Snapshots, used.Snapshots), sub(q.SnapshotGiB, used.SnapshotGiB),
 	}
 }
 
@@ -92,6 +98,9 @@ func usage(tx *gorm.DB, tenantID string) (Quota, error) {
 	if err := countPortForwards(tx, tenantID, &u.PortForwards); err != nil {
 		return Quota{}, err
 	}
+	if err := snapshotUsage(tx, tenantID, &u); err != nil {
+		return Quota{}, err
+	}
 	return u, nil
 }
 
@@ -115,7 +124,7 @@ func (s *Store) DefaultQuota(ctx context.Context) (Quota, error) {
 	if err := s.db.WithContext(ctx).Where("id = 1").Take(&d).Error; err != nil {
 		return Quota{}, fmt.Errorf("load default quota: %w", err)
 	}
-	return Quota{d.Instances, d.VCPUs, d.MemoryMiB, d.DiskGiB, d.SSHKeys, d.PortForwards}, nil
+	return d.quota(), nil
 }
 
 // SetDefaultQuota changes the quota future tenants start with.
@@ -126,7 +135,8 @@ func (s *Store) SetDefaultQuota(ctx context.Context, a Actor, q Quota) error {
 	return s.change(ctx, a, "quota.defaults.update", &Target{Type: "quota_defaults", ID: "1"}, func(tx *gorm.DB) error {
 		return tx.Model(&quotaDefaults{}).Where("id = 1").Updates(map[string]any{
 			"instances": q.Instances, "vcpus": q.VCPUs, "memory_mib": q.MemoryMiB, "disk_gib": q.DiskGiB,
-			"ssh_keys": q.SSHKeys, "port_forwards": q.PortForwards, "updated_at": now(),
+			"ssh_keys": q.SSHKeys, "port_forwards": q.PortForwards,
+			"snapshots": q.Snapshots, "snapshot_gib": q.SnapshotGiB, "updated_at": now(),
 		}).Error
 	})
 }
@@ -148,6 +158,7 @@ func (s *Store) SetTenantQuota(ctx context.Context, a Actor, tenantID string, q 
 		return tx.Model(&Tenant{}).Where("id = ?", tenantID).Updates(map[string]any{
 			"quota_instances": q.Instances, "quota_vcpus": q.VCPUs, "quota_memory_mib": q.MemoryMiB,
 			"quota_disk_gib": q.DiskGiB, "quota_ssh_keys": q.SSHKeys, "quota_port_forwards": q.PortForwards,
+			"quota_snapshots": q.Snapshots, "quota_snapshot_gib": q.SnapshotGiB,
 		}).Error
 	})
 }

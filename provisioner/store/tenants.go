@@ -56,7 +56,7 @@ func (s *Store) signUp(ctx context.Context, a Actor, tenantName, email, password
 		}
 		ts := now()
 		ten = Tenant{ID: newID(), Name: name, Slug: slug, Status: TenantActive, CreatedAt: ts, UpdatedAt: ts}
-		ten.setQuota(Quota{d.Instances, d.VCPUs, d.MemoryMiB, d.DiskGiB, d.SSHKeys, d.PortForwards})
+		ten.setQuota(d.quota())
 		if err := tx.Create(&ten).Error; err != nil {
 			if isDuplicate(err) {
 				return E(ErrConflict, "tenant", "an organisation with this name already exists; choose another")

@@ -300,7 +300,16 @@ type actionChange func(tx *gorm.DB, ten Tenant, vm VM) (detail string, err error
 // requestAction queues action; apply, when set, changes the VM record in
 // the same transaction.
 func (s *Store) requestAction(ctx context.Context, a Actor, tenantID, vmID, action string, apply actionChange) (Operation, error) {
+	return s.requestActionOn(ctx, a, tenantID, vmID, action, apply, nil)
+}
+
+// requestActionOn is requestAction for the snapshot operations too; the
+// queued operation names the snapshot *snapID holds once apply has run.
+func (s *Store) requestActionOn(ctx context.Context, a Actor, tenantID, vmID, action string, apply actionChange, snapID *string) (Operation, error) {
 	rule, ok := actionRules[action]
+	if snapID != nil {
+		rule, ok = snapshotRules[action]
+	}
 	auditAction := "vm." + action
 	if !ok {
 		auditAction = "vm.action"
@@ -352,6 +361,9 @@ func (s *Store) requestAction(ctx context.Context, a Actor, tenantID, vmID, acti
 			}
 		}
 		op = Operation{ID: newID(), VMID: vmID, TenantID: tenantID, Type: action, State: OpQueued, RequestedBy: a.Email, CreatedAt: ts}
+		if snapID != nil {
+			op.SnapshotID = *snapID
+		}
 		if err := tx.Create(&op).Error; err != nil {
 			return "", fmt.Errorf("queue operation: %w", err)
 		}

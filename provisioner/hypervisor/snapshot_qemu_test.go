@@ -1,0 +1,92 @@
+package hypervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQEMUSnapshotVolumes takes a snapshot of a VM disk (a qcow2 overlay
+// on a base image) into the same pool, changes the disk, restores the
+// snapshot over it and deletes the snapshot, checking the contents with
+// qemu-io and qemu-img at each step.
+func TestQEMUSnapshotVolumes(t *testing.T) {
+	c := dial(t, "qemu:///system")
+	cx := ctx(t, 120*time.Second)
+	pool, dir := testPool(t)
+	qemuImg := tool(t, "qemu-img", "qemu-utils")
+	qemuIO := tool(t, "qemu-io", "qemu-utils")
+	src, sum := image(t, "64M")
+	if err := c.EnsureBaseVolume(cx, pool, "base", src, sum); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := c.EnsureDisk(cx, pool, "vm-1", "base", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Data in the base image and in the overlay, as a guest sees them.
+	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0x11 0 1M", filepath.Join(dir, "base"))
+	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0xab 1M 1M", disk)
+
+	size, err := c.CopyVolume(cx, pool, "vm-1", "snap-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(dir, "snap-1")
+	if size <= 0 {
+		t.Errorf("snapshot size %d", size)
+	}
+	var info struct {
+		Format      string `json:"format"`
+		VirtualSize int64  `json:"virtual-size"`
+		Backing     string `json:"backing-filename"`
+	}
+	if err := json.Unmarshal([]byte(run(t, qemuImg, "info", "-U", "--output=json", snap)), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Format != "qcow2" || info.VirtualSize != 1<<30 || info.Backing != "" {
+		t.Errorf("snapshot is %+v; want a self-contained 1 GiB qcow2", info)
+	}
+	run(t, qemuImg, "compare", "-U", disk, snap)
+	// Taken again (an interrupted take): replaced, the same.
+	if _, err := c.CopyVolume(cx, pool, "vm-1", "snap-1"); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, qemuIO, "-f", "qcow2", "-r", "-c", "read -P 0x11 0 1M", "-c", "read -P 0xab 1M 1M", snap); strings.Contains(out, "failed") {
+		t.Errorf("snapshot does not hold the disk's data:\n%s", out)
+	}
+
+	// The guest writes after the snapshot; the restore brings the disk back.
+	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0xcd 1M 1M", disk)
+	for i := range 2 {
+		if err := c.ReplaceVolume(cx, pool, "snap-1", "vm-1"); err != nil {
+			t.Fatalf("ReplaceVolume #%d: %v", i+1, err)
+		}
+	}
+	out := run(t, qemuIO, "-f", "qcow2", "-r", "-c", "read -P 0xab 1M 1M", "-c", "read -P 0x11 0 1M", disk)
+	if strings.Contains(out, "failed") {
+		t.Errorf("restored disk does not hold the snapshot's data:\n%s", out)
+	}
+	if err := c.ReplaceVolume(cx, pool, "no-such-snapshot", "vm-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ReplaceVolume from a missing snapshot = %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(disk); err != nil {
+		t.Errorf("a refused restore removed the disk: %v", err)
+	}
+
+	if _, err := c.DeleteDisk(cx, pool, "snap-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(snap); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("snapshot volume still there: %v", err)
+	}
+	for _, v := range []string{"vm-1", "base"} {
+		if _, err := c.DeleteDisk(cx, pool, v); err != nil {
+			t.Error(err)
+		}
+	}
+}

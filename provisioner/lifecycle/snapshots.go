@@ -1,0 +1,134 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fibrixcloud/fibrix/provisioner/hypervisor"
+	"github.com/fibrixcloud/fibrix/provisioner/store"
+)
+
+// Snapshots of a VM's disk, kept as volumes in its host's pool. A running
+// guest is shut down (ACPI, forced off after the timeout) while its disk
+// is copied and started again afterwards: QEMU holds a running guest's
+// image locked, and a guest that shut down cleanly leaves a disk that is
+// consistent, not merely crash-consistent. Every step can run again: a
+// copy replaces an earlier partial one, and a restore copies from the
+// snapshot, which it never changes.
+
+// snapshotOp carries out a take, restore or delete of one snapshot and
+// returns the VM's new state.
+func (r *Reconciler) snapshotOp(ctx context.Context, p *pass, op store.Operation) (string, error) {
+	snap, err := r.st.GetSnapshot(ctx, "", p.vm.ID, op.SnapshotID)
+	if err != nil {
+		return "", err
+	}
+	if snap.HostID != p.host.ID {
+		return "", fmt.Errorf("snapshot %s is on another host than the VM", snap.Name)
+	}
+	pool, disk := p.host.StoragePool, diskName(p.vm.ID)
+	switch op.Type {
+	case store.OpSnapshotDelete:
+		return "", r.step(ctx, p, "snapshot", "Deleting snapshot "+snap.Name, func(ctx context.Context) error {
+			if _, err := p.hv.DeleteDisk(ctx, pool, snap.Volume); err != nil {
+				return err
+			}
+			return r.st.SnapshotGone(ctx, snap.ID)
+		})
+	case store.OpSnapshot:
+		wasActive, err := r.stopFor(ctx, p, "Shutting down the VM for snapshot "+snap.Name)
+		if err != nil {
+			return "", err
+		}
+		err = r.step(ctx, p, "snapshot", "Copying the disk into snapshot "+snap.Name, func(ctx context.Context) error {
+			size, err := p.hv.CopyVolume(ctx, pool, disk, snap.Volume)
+			if err != nil {
+				return err
+			}
+			return r.st.SnapshotTaken(ctx, snap.ID, size, store.ConsistencyStopped)
+		})
+		if err != nil {
+			return "", err
+		}
+		return r.startAgain(ctx, p, wasActive)
+	case store.OpRestore:
+		if _, err := r.stopFor(ctx, p, "Shutting down the VM to restore snapshot "+snap.Name); err != nil {
+			return "", err
+		}
+		err := r.step(ctx, p, "restore", "Restoring the disk from snapshot "+snap.Name, func(ctx context.Context) error {
+			return p.hv.ReplaceVolume(ctx, pool, snap.Volume, disk)
+		})
+		if err != nil {
+			return store.VMError, err
+		}
+		return r.startAgain(ctx, p, p.vm.DesiredState == store.VMRunning)
+	}
+	return "", fmt.Errorf("unknown snapshot operation %q", op.Type)
+}
+
+// stopFor shuts the guest down for a disk copy and reports whether it was running.
+func (r *Reconciler) stopFor(ctx context.Context, p *pass, msg string) (bool, error) {
+	s, err := p.hv.State(ctx, domainName(p.vm.ID))
+	if err != nil {
+		return false, err
+	}
+	if !s.Active() {
+		return false, nil
+	}
+	return true, r.step(ctx, p, "stop", msg, func(ctx context.Context) error { return r.stop(ctx, p) })
+}
+
+func (r *Reconciler) startAgain(ctx context.Context, p *pass, start bool) (string, error) {
+	if !start {
+		return store.VMStopped, nil
+	}
+	if err := r.step(ctx, p, "start", "Starting the VM", func(ctx context.Context) error { return r.startAndWait(ctx, p) }); err != nil {
+		return store.VMError, err
+	}
+	return store.VMRunning, nil
+}
+
+// settleSnapshot records what became of an operation's snapshot once the
+// operation ended: a failed take leaves it in error (its partial volume
+// goes when it is deleted), a restore or a failed delete leaves it ready.
+func (r *Reconciler) settleSnapshot(ctx context.Context, op store.Operation, opErr error) error {
+	if op.SnapshotID == "" {
+		return nil
+	}
+	var err error
+	switch {
+	case op.Type == store.OpSnapshot && opErr != nil:
+		err = r.st.SnapshotFailed(ctx, op.SnapshotID, "the snapshot could not be taken: "+opErr.Error())
+	case op.Type == store.OpRestore && opErr != nil:
+		err = r.st.SnapshotSettled(ctx, op.SnapshotID, "the last restore failed: "+opErr.Error())
+	case op.Type == store.OpRestore:
+		err = r.st.SnapshotSettled(ctx, op.SnapshotID, "")
+	case op.Type == store.OpSnapshotDelete && opErr != nil:
+		err = r.st.SnapshotSettled(ctx, op.SnapshotID, "the snapshot could not be deleted: "+opErr.Error())
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // gone already
+	}
+	return err
+}
+
+// deleteSnapshots removes a deleted VM's snapshots with it: their volumes
+// are erased and deleted, and their quota given back.
+func (r *Reconciler) deleteSnapshots(ctx context.Context, p *pass) error {
+	snaps, err := r.st.ListSnapshots(ctx, "", p.vm.ID)
+	if err != nil || len(snaps) == 0 {
+		return err
+	}
+	return r.step(ctx, p, "snapshots", fmt.Sprintf("Erasing and deleting %d snapshots", len(snaps)), func(ctx context.Context) error {
+		for _, s := range snaps {
+			if _, err := p.hv.DeleteDisk(ctx, p.host.StoragePool, s.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+				return err
+			}
+			if err := r.st.SnapshotGone(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+}

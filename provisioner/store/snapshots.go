@@ -1,0 +1,274 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// VM snapshots. A snapshot is a full copy of a VM's disk volume, kept in
+// the storage pool of the VM's host. Taking, restoring and deleting one
+// are queued operations on the VM like start or rebuild (one at a time per
+// VM), each naming its snapshot; the provisioner carries them out and
+// records the result here. A snapshot counts against the tenant's
+// snapshot quota (count and GiB) from the moment it is asked for until its
+// volume is gone; while it is being taken it counts as large as the VM's
+// disk, once ready at its real size rounded up to a GiB.
+
+// Snapshot states.
+const (
+	SnapshotCreating  = "creating"
+	SnapshotReady     = "ready"
+	SnapshotRestoring = "restoring"
+	SnapshotDeleting  = "deleting"
+	SnapshotError     = "error"
+)
+
+// Snapshot consistencies: how the guest was when its disk was copied.
+const (
+	// ConsistencyCrash is a copy of a paused (or stopped) guest's disk: what
+	// a power cut would leave, which journaling file systems recover from.
+	ConsistencyCrash = "crash-consistent"
+	// ConsistencyStopped is a copy of a guest that was shut down.
+	ConsistencyStopped = "stopped"
+)
+
+// Snapshot is one snapshot of a VM's disk.
+type Snapshot struct {
+	ID          string
+	TenantID    string
+	VMID        string `gorm:"column:vm_id"`
+	Name        string
+	HostID      string
+	Volume      string
+	SizeBytes   int64
+	QuotaGiB    int64 `gorm:"column:quota_gib"`
+	Consistency string
+	State       string
+	Message     string
+	CreatedAt   time.Time
+	ReadyAt     *time.Time
+	DeletedAt   *time.Time
+}
+
+// TableName keeps the table name plain.
+func (Snapshot) TableName() string { return "snapshots" }
+
+// SnapshotVolume names a snapshot's volume in its host's pool: unique,
+// stable, and free of anything a customer typed.
+func SnapshotVolume(id string) string { return "fibrix-snap-" + id + ".qcow2" }
+
+// snapshotRules says in which VM states each snapshot operation may be
+// queued. A snapshot changes nothing the customer wants of the VM.
+var snapshotRules = map[string]actionRule{
+	OpSnapshot:       {from: []string{VMRunning, VMStopped}},
+	OpRestore:        {from: []string{VMRunning, VMStopped, VMError}},
+	OpSnapshotDelete: {from: []string{VMRunning, VMStopped, VMError}},
+}
+
+var snapshotNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// ValidateSnapshotName refuses a name that is not 1-63 letters, digits,
+// dots, dashes or underscores starting with a letter or digit.
+func ValidateSnapshotName(name string) error {
+	if name == "" {
+		return E(ErrInvalid, "name", "give the snapshot a name")
+	}
+	if !snapshotNameRE.MatchString(name) {
+		return E(ErrInvalid, "name", "a snapshot name has 1 to 63 letters, digits, dots, dashes or underscores and starts with a letter or digit")
+	}
+	return nil
+}
+
+// snapshotUsage adds the tenant's snapshots to u: every one whose volume
+// is not gone yet.
+func snapshotUsage(tx *gorm.DB, tenantID string, u *Quota) error {
+	row := tx.Model(&Snapshot{}).Where("tenant_id = ? AND deleted_at IS NULL", tenantID).
+		Select("COUNT(*), COALESCE(SUM(quota_gib),0)").Row()
+	if err := row.Scan(&u.Snapshots, &u.SnapshotGiB); err != nil {
+		return fmt.Errorf("measure snapshot usage: %w", err)
+	}
+	return nil
+}
+
+// FitSnapshot tells whether one more snapshot of a VM with a diskGiB disk
+// fits in limits given usage; the error names the binding limit.
+func FitSnapshot(limits, used Quota, diskGiB int64) error {
+	left := limits.Left(used)
+	switch {
+	case left.Snapshots < 1:
+		return E(ErrQuota, "name", fmt.Sprintf("your quota allows %d snapshots and all are in use; delete one first", limits.Snapshots))
+	case diskGiB > left.SnapshotGiB:
+		return E(ErrQuota, "name", fmt.Sprintf("a snapshot of this VM needs up to %d GiB; %d GiB left in your snapshot quota", diskGiB, left.SnapshotGiB))
+	}
+	return nil
+}
+
+// CreateSnapshot asks for a snapshot of a VM's disk. In one transaction,
+// with the tenant row locked as for an order, it checks the name and the
+// snapshot quota, records the snapshot (creating) and queues the snapshot
+// operation. A refusal names the binding limit and changes nothing.
+func (s *Store) CreateSnapshot(ctx context.Context, a Actor, tenantID, vmID, name string) (Snapshot, Operation, error) {
+	name = strings.TrimSpace(name)
+	var snap Snapshot
+	op, err := s.requestActionOn(ctx, a, tenantID, vmID, OpSnapshot, func(tx *gorm.DB, ten Tenant, vm VM) (string, error) {
+		if err := ValidateSnapshotName(name); err != nil {
+			return "", err
+		}
+		if vm.HostID == nil {
+			return "", E(ErrInvalidTransition, "type", "the VM has no host yet; take a snapshot once it is running")
+		}
+		var n int64
+		if err := tx.Model(&Snapshot{}).Where("vm_id = ? AND name = ? AND deleted_at IS NULL", vm.ID, name).Count(&n).Error; err != nil {
+			return "", fmt.Errorf("check snapshot name: %w", err)
+		}
+		if n > 0 {
+			return "", E(ErrConflict, "name", "this VM already has a snapshot named "+name)
+		}
+		used, err := usage(tx, ten.ID)
+		if err != nil {
+			return "", err
+		}
+		if err := FitSnapshot(ten.Quota(), used, vm.DiskGiB); err != nil {
+			return "", err
+		}
+		id := newID()
+		snap = Snapshot{ID: id, TenantID: ten.ID, VMID: vm.ID, Name: name, HostID: *vm.HostID, Volume: SnapshotVolume(id),
+			QuotaGiB: vm.DiskGiB, State: SnapshotCreating, CreatedAt: s.now()}
+		if err := tx.Create(&snap).Error; err != nil {
+			if isDuplicate(err) {
+				return "", E(ErrConflict, "name", "this VM already has a snapshot named "+name)
+			}
+			return "", fmt.Errorf("record snapshot: %w", err)
+		}
+		return "snapshot " + name, nil
+	}, &snap.ID)
+	if err != nil {
+		return Snapshot{}, Operation{}, err
+	}
+	return snap, op, nil
+}
+
+// RestoreSnapshot asks for a VM's disk to be replaced by a ready snapshot
+// of it. The VM keeps its name, address, plan and host keys (they are on
+// the disk as it was); whatever was written since the snapshot is lost.
+func (s *Store) RestoreSnapshot(ctx context.Context, a Actor, tenantID, vmID, snapID string) (Operation, error) {
+	return s.snapshotAction(ctx, a, tenantID, vmID, snapID, OpRestore, SnapshotRestoring,
+		[]string{SnapshotReady}, "only a ready snapshot can be restored")
+}
+
+// DeleteSnapshot asks for a snapshot's volume to be deleted; its quota is
+// given back once the volume is gone.
+func (s *Store) DeleteSnapshot(ctx context.Context, a Actor, tenantID, vmID, snapID string) (Operation, error) {
+	return s.snapshotAction(ctx, a, tenantID, vmID, snapID, OpSnapshotDelete, SnapshotDeleting,
+		[]string{SnapshotReady, SnapshotError}, "the snapshot is busy; wait until it is ready")
+}
+
+func (s *Store) snapshotAction(ctx context.Context, a Actor, tenantID, vmID, snapID, action, state string, from []string, busy string) (Operation, error) {
+	snapID = strings.TrimSpace(snapID)
+	return s.requestActionOn(ctx, a, tenantID, vmID, action, func(tx *gorm.DB, _ Tenant, vm VM) (string, error) {
+		var snap Snapshot
+		if err := tx.Where("id = ? AND vm_id = ? AND deleted_at IS NULL", snapID, vm.ID).Take(&snap).Error; err != nil {
+			if errIsNotFound(err) {
+				return "", notFound("snapshot")
+			}
+			return "", fmt.Errorf("load snapshot: %w", err)
+		}
+		res := tx.Model(&Snapshot{}).Where("id = ? AND state IN ?", snap.ID, from).Updates(map[string]any{"state": state, "message": ""})
+		if res.Error != nil {
+			return "", fmt.Errorf("record snapshot state: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return "", E(ErrInvalidTransition, "snapshot", busy+" (it is "+snap.State+")")
+		}
+		return "snapshot " + snap.Name, nil
+	}, &snapID)
+}
+
+// ListSnapshots returns a VM's snapshots, newest first; tenantID "" is the
+// provisioner's view of any VM. Another tenant's VM is not found.
+func (s *Store) ListSnapshots(ctx context.Context, tenantID, vmID string) ([]Snapshot, error) {
+	db := s.db.WithContext(ctx)
+	if err := s.ownVM(db, tenantID, vmID); err != nil {
+		return nil, err
+	}
+	var out []Snapshot
+	if err := db.Where("vm_id = ? AND deleted_at IS NULL", vmID).Order("created_at DESC, id DESC").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// GetSnapshot returns one snapshot of a VM.
+func (s *Store) GetSnapshot(ctx context.Context, tenantID, vmID, snapID string) (Snapshot, error) {
+	db := s.db.WithContext(ctx)
+	if err := s.ownVM(db, tenantID, vmID); err != nil {
+		return Snapshot{}, err
+	}
+	var snap Snapshot
+	if err := db.Where("id = ? AND vm_id = ? AND deleted_at IS NULL", snapID, vmID).Take(&snap).Error; err != nil {
+		if errIsNotFound(err) {
+			return Snapshot{}, notFound("snapshot")
+		}
+		return Snapshot{}, fmt.Errorf("load snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+// ownVM checks that vmID is a VM of tenantID ("" for any tenant) that has
+// not been deleted.
+func (s *Store) ownVM(db *gorm.DB, tenantID, vmID string) error {
+	q := db.Model(&VM{}).Where("id = ? AND deleted_at IS NULL", vmID)
+	if tenantID != "" {
+		q = q.Where("tenant_id = ?", tenantID)
+	}
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
+		return fmt.Errorf("load vm: %w", err)
+	}
+	if n == 0 {
+		return notFound("vm")
+	}
+	return nil
+}
+
+// SnapshotTaken records a snapshot's volume made: its real size, which
+// from now on is what it counts against the quota, and its consistency.
+func (s *Store) SnapshotTaken(ctx context.Context, snapID string, sizeBytes int64, consistency string) error {
+	ts := s.now()
+	gib := max((sizeBytes+(1<<30)-1)>>30, 1)
+	return s.setSnapshot(ctx, snapID, map[string]any{"state": SnapshotReady, "size_bytes": sizeBytes, "quota_gib": gib,
+		"consistency": consistency, "ready_at": ts, "message": ""})
+}
+
+// SnapshotSettled puts a snapshot back to ready after a restore, or after
+// a restore or delete that failed; message says what went wrong, if anything.
+func (s *Store) SnapshotSettled(ctx context.Context, snapID, message string) error {
+	return s.setSnapshot(ctx, snapID, map[string]any{"state": SnapshotReady, "message": clean(message)})
+}
+
+// SnapshotFailed records that a snapshot could not be taken; it keeps its
+// quota until the customer deletes it, which also removes any partial volume.
+func (s *Store) SnapshotFailed(ctx context.Context, snapID, message string) error {
+	return s.setSnapshot(ctx, snapID, map[string]any{"state": SnapshotError, "message": clean(message)})
+}
+
+// SnapshotGone records a snapshot's volume deleted, which gives its quota back.
+func (s *Store) SnapshotGone(ctx context.Context, snapID string) error {
+	return s.setSnapshot(ctx, snapID, map[string]any{"deleted_at": s.now()})
+}
+
+func (s *Store) setSnapshot(ctx context.Context, snapID string, upd map[string]any) error {
+	res := s.db.WithContext(ctx).Model(&Snapshot{}).Where("id = ? AND deleted_at IS NULL", snapID).Updates(upd)
+	if res.Error != nil {
+		return fmt.Errorf("record snapshot: %w", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return notFound("snapshot")
+	}
+	return nil
+}
