@@ -300,11 +300,17 @@ type actionChange func(tx *gorm.DB, ten Tenant, vm VM) (detail string, err error
 // requestAction queues action; apply, when set, changes the VM record in
 // the same transaction.
 func (s *Store) requestAction(ctx context.Context, a Actor, tenantID, vmID, action string, apply actionChange) (Operation, error) {
-	rule, ok := actionRules[action]
 	auditAction := "vm." + action
-	if !ok {
+	if _, ok := actionRules[action]; !ok {
 		auditAction = "vm.action"
 	}
+	return s.requestActionAudited(ctx, a, auditAction, tenantID, vmID, action, apply)
+}
+
+// requestActionAudited is requestAction under another audit action, for
+// a change that queues an existing operation (a password reset reboots).
+func (s *Store) requestActionAudited(ctx context.Context, a Actor, auditAction, tenantID, vmID, action string, apply actionChange) (Operation, error) {
+	rule, ok := actionRules[action]
 	var op Operation
 	t := &Target{Type: "vm", ID: vmID, TenantID: tenantID}
 	err := s.changeDetail(ctx, a, auditAction, t, func(tx *gorm.DB) (string, error) {
