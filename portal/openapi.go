@@ -325,6 +325,8 @@ func openAPIDocument(version string) oaObj {
 		"SnapshotTaken":  oaObject(oaObj{"snapshot": oaRef("Snapshot"), "operation": oaRef("Operation")}),
 		"Operation": oaObject(oaObj{"id": oaString(), "type": oaString(), "state": oaString(), "message": oaString(),
 			"requested_by": oaString(), "created_at": oaTime(), "started_at": oaTimeNull(), "finished_at": oaTimeNull()}),
+		"VMPasswordReset": oaObject(oaObj{"password": oaObj{"type": "string", "description": "the new console password of the image's " +
+			"default user (debian on Debian images); in this answer only, never stored in clear"}, "operation": oaRef("Operation")}),
 		"AuditEntry": oaObject(oaObj{"id": oaString(), "at": oaTime(), "actor_email": oaString(), "tenant_id": oaString(),
 			"action": oaString(), "target_type": oaString(), "target_id": oaString(), "target_name": oaString(),
 			"source_ip": oaString(), "result": oaEnum("success", "failure"), "detail": oaString()}),
@@ -521,6 +523,10 @@ func openAPIDocument(version string) oaObj {
 		},
 		"/vms/{id}/snapshots/{snapshotID}/restore": {"post": {summary: "Queue the restore of the VM's disk from a ready snapshot: the VM is shut down, its disk replaced and started again with the same name, address and host keys; what was written since the snapshot is lost",
 			tag: "vms", status: 202, response: oaRef("Operation"), errors: []int{403, 404, 409}}},
+		"/vms/{id}/password-reset": {"post": {summary: "Rescue a VM whose key is lost: give the image's default user a new random console password, " +
+			"answered once (Cache-Control: no-store). The VM reboots to take it (the operation is that reboot); it works on the serial console only, " +
+			"SSH still takes keys alone. Owners and members only; the VM must be running; audited as vm.password_reset",
+			tag: "vms", status: 202, response: oaRef("VMPasswordReset"), errors: []int{403, 404, 409}}},
 		"/vms/{id}/actions": {"post": {summary: "Queue start, stop, reboot, rebuild (optionally from another image), resize to another plan, or delete",
 			tag: "vms", body: "VMAction", status: 202, response: oaRef("Operation"), errors: []int{402, 403, 404, 409}}},
 		"/audit": {"get": {summary: "The organisation's audit log, newest first", tag: "account", status: 200,

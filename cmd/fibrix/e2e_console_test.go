@@ -101,6 +101,156 @@ func e2eConsole(t *testing.T, g *e2eGuest) {
 	if out := g.ssh(t, "hostname", time.Minute); strings.TrimSpace(out) != "e2e-web" {
 		t.Errorf("ssh after the console: %q", out)
 	}
+
+	e2eRescue(t, g, wsURL)
+}
+
+// e2eRescue resets the console password through the API, waits for the
+// reboot that applies it, and logs in with it on the console; SSH with the
+// pinned host keys works after it, so the guest kept its keys.
+func e2eRescue(t *testing.T, g *e2eGuest, wsURL string) {
+	var reset struct {
+		Password  string `json:"password"`
+		Operation struct{ ID, Type string }
+	}
+	start := time.Now()
+	g.cust.must("POST", "/vms/"+g.vmID+"/password-reset", nil, &reset, 202)
+	if len(reset.Password) != 20 || reset.Operation.Type != "reboot" {
+		t.Fatalf("password reset answered a %d-character password and a %q", len(reset.Password), reset.Operation.Type)
+	}
+	g.wait(t, reset.Operation.ID)
+	t.Logf("password reset: reboot done after %v", time.Since(start).Round(time.Second))
+
+	ws, res, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Authorization": {"Bearer " + g.cust.token}})
+	if err != nil {
+		status := 0
+		if res != nil {
+			status = res.StatusCode
+		}
+		t.Fatalf("open the console: %v (status %d)", err, status)
+	}
+	defer ws.Close()
+	con := newConsoleReader(t, ws)
+	// getty may ask before cloud-init has set the password on the way up;
+	// a refused login is tried again until the deadline.
+	deadline := time.Now().Add(4 * time.Minute)
+	for attempt := 1; ; attempt++ {
+		con.expect("login:", time.Until(deadline), true)
+		con.send("debian\r")
+		con.expect("Password:", 30*time.Second, false)
+		con.send(reset.Password + "\r")
+		if got := con.expectAny([]string{"$ ", "Login incorrect"}, time.Minute); got == "$ " {
+			t.Logf("console login with the reset password after %v (attempt %d)", time.Since(start).Round(time.Second), attempt)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reset password was refused on the console %d times; it showed:\n%s", attempt, lastLines(con.seen.String(), 20))
+		}
+		t.Logf("login attempt %d refused; trying again", attempt)
+	}
+	con.send("echo rescue-$((6*7))\r")
+	con.expect("rescue-42", 30*time.Second, false)
+	con.send("exit\r")
+	if strings.Contains(con.seen.String(), reset.Password) {
+		t.Error("the console echoed the password")
+	}
+
+	if out := g.ssh(t, "hostname; sudo passwd -S debian | cut -d' ' -f2", 4*time.Minute); !strings.Contains(out, "e2e-web") || !strings.Contains(out, "P") {
+		t.Errorf("ssh after the password reset: %q (want the host name and a usable password)", out)
+	}
+}
+
+// consoleReader reads a console WebSocket in one goroutine (a read
+// deadline would break the connection) and waits for what the guest prints.
+type consoleReader struct {
+	t    *testing.T
+	ws   *websocket.Conn
+	msgs chan []byte
+	errc chan error
+	seen strings.Builder
+	from int // where the next expectation starts looking
+}
+
+func newConsoleReader(t *testing.T, ws *websocket.Conn) *consoleReader {
+	c := &consoleReader{t: t, ws: ws, msgs: make(chan []byte, 64), errc: make(chan error, 1)}
+	go func() {
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				c.errc <- err
+				close(c.msgs)
+				return
+			}
+			c.msgs <- msg
+		}
+	}()
+	return c
+}
+
+func (c *consoleReader) send(s string) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte(s)); err != nil {
+		c.t.Fatalf("type into the console: %v", err)
+	}
+}
+
+// expect waits for want in what arrives after the last match; poke presses
+// Enter every few seconds meanwhile, so getty prints its prompt again.
+func (c *consoleReader) expect(want string, within time.Duration, poke bool) {
+	c.t.Helper()
+	if poke {
+		c.send("\r")
+	}
+	enter := time.NewTicker(3 * time.Second)
+	defer enter.Stop()
+	deadline := time.After(within)
+	for {
+		if i := strings.Index(c.seen.String()[c.from:], want); i >= 0 {
+			c.from += i + len(want)
+			return
+		}
+		select {
+		case msg, ok := <-c.msgs:
+			if !ok {
+				c.t.Fatalf("console closed: %v; it showed:\n%s", <-c.errc, lastLines(c.seen.String(), 20))
+			}
+			c.seen.Write(msg)
+		case <-enter.C:
+			if poke {
+				c.send("\r")
+			}
+		case <-deadline:
+			c.t.Fatalf("no %q on the console within %v; it showed:\n%s", want, within, lastLines(c.seen.String(), 20))
+		}
+	}
+}
+
+// expectAny waits for the first of wants to arrive and returns it.
+func (c *consoleReader) expectAny(wants []string, within time.Duration) string {
+	c.t.Helper()
+	deadline := time.After(within)
+	for {
+		rest := c.seen.String()[c.from:]
+		best, at := "", -1
+		for _, w := range wants {
+			if i := strings.Index(rest, w); i >= 0 && (at < 0 || i < at) {
+				best, at = w, i
+			}
+		}
+		if at >= 0 {
+			c.from += at + len(best)
+			return best
+		}
+		select {
+		case msg, ok := <-c.msgs:
+			if !ok {
+				c.t.Fatalf("console closed: %v; it showed:\n%s", <-c.errc, lastLines(c.seen.String(), 20))
+			}
+			c.seen.Write(msg)
+		case <-deadline:
+			c.t.Fatalf("none of %q on the console within %v; it showed:\n%s", wants, within, lastLines(c.seen.String(), 20))
+		}
+	}
 }
 
 // readUntil reads console output from ws until it contains want, pressing

@@ -22,11 +22,21 @@ func yamlString(s string) string {
 }
 
 func metaData(m store.Metadata) []byte {
-	return fmt.Appendf(nil, "instance-id: %s\nlocal-hostname: %s\n", yamlString(m.VMID), yamlString(m.Name))
+	return fmt.Appendf(nil, "instance-id: %s\nlocal-hostname: %s\n", yamlString(instanceID(m)), yamlString(m.Name))
+}
+
+// instanceID changes with each console password reset: cloud-init runs its
+// per-instance modules, chpasswd among them, again when it sees a new one.
+func instanceID(m store.Metadata) string {
+	if m.RescueGeneration > 0 {
+		return fmt.Sprintf("%s-rescue-%d", m.VMID, m.RescueGeneration)
+	}
+	return m.VMID
 }
 
 // ourCloudConfig is the part of the user-data the provider owns: identity
-// and the only way in (the tenant's keys, no passwords, no root). The keys
+// and the ways in (the tenant's keys over SSH, no passwords there, no root;
+// after a console password reset, that password on the console). The keys
 // go both to an explicit entry for the default user, so another name than
 // the image's own works, and to the top level, so they survive a customer
 // cloud-config that replaces the users list.
@@ -50,7 +60,8 @@ func (s *Server) ourCloudConfig(m store.Metadata) []byte {
 	b.WriteString("users:\n")
 	fmt.Fprintf(&b, "  - name: %s\n", yamlString(s.cfg.DefaultUser))
 	b.WriteString("    shell: /bin/bash\n")
-	b.WriteString("    lock_passwd: true\n")
+	rescue := m.RescueGeneration > 0 && m.RescuePasswordHash != ""
+	fmt.Fprintf(&b, "    lock_passwd: %t\n", !rescue)
 	b.WriteString("    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n")
 	b.WriteString("    ssh_authorized_keys:")
 	keys("      ")
@@ -58,6 +69,17 @@ func (s *Server) ourCloudConfig(m store.Metadata) []byte {
 	keys("  ")
 	b.WriteString("ssh_pwauth: false\n")
 	b.WriteString("disable_root: true\n")
+	if rescue {
+		// A new instance-id would otherwise make new host keys, and the
+		// customer's known_hosts would cry wolf; missing keys are still made.
+		b.WriteString("ssh_deletekeys: false\n")
+		b.WriteString("chpasswd:\n")
+		b.WriteString("  expire: false\n")
+		b.WriteString("  users:\n")
+		fmt.Fprintf(&b, "    - name: %s\n", yamlString(s.cfg.DefaultUser))
+		fmt.Fprintf(&b, "      password: %s\n", yamlString(m.RescuePasswordHash))
+		b.WriteString("      type: hash\n")
+	}
 	return b.Bytes()
 }
 

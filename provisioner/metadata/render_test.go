@@ -62,6 +62,21 @@ func TestGolden(t *testing.T) {
 	golden(t, "user-data-no-keys", s.ourCloudConfig(m))
 }
 
+// TestGoldenRescue pins what a console password reset changes: a new
+// instance-id per reset, and the password hash for the default user, who
+// is unlocked for the console while SSH stays keys only.
+func TestGoldenRescue(t *testing.T) {
+	s, err := New(Config{Zone: "cloud.internal."}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sample()
+	m.RescueGeneration = 2
+	m.RescuePasswordHash = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+	golden(t, "meta-data-rescue", metaData(m))
+	golden(t, "user-data-rescue", s.ourCloudConfig(m))
+}
+
 func TestCustomerContentType(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
 		{"cloud-config", "#cloud-config\npackages: [nginx]\n", "text/cloud-config"},

@@ -22,6 +22,10 @@ type Metadata struct {
 	SSHKeys []string
 	// Address is nil until the provisioner has allocated one.
 	Address *VMAddress
+	// RescueGeneration counts the console password resets; 0: none, and
+	// RescuePasswordHash (SHA-512 crypt) is empty.
+	RescueGeneration   int
+	RescuePasswordHash string
 }
 
 // VMAddress is a VM's allocated address with the facts of its subnet.
@@ -80,10 +84,12 @@ func (s *Store) MetadataByToken(ctx context.Context, token string) (Metadata, er
 	db := s.db.WithContext(ctx)
 	var row struct {
 		ID, Name, State, MAC, UserData, TenantID, TenantSlug string
+		RescueGeneration                                     int
+		RescuePasswordHash                                   string
 	}
 	err := db.Table("vms").
 		Joins("JOIN tenants ON tenants.id = vms.tenant_id").
-		Select("vms.id, vms.name, vms.state, vms.mac, vms.user_data, vms.tenant_id, tenants.slug AS tenant_slug").
+		Select("vms.id, vms.name, vms.state, vms.mac, vms.user_data, vms.tenant_id, tenants.slug AS tenant_slug, vms.rescue_generation, vms.rescue_password_hash").
 		Where("vms.metadata_token = ? AND vms.deleted_at IS NULL AND vms.state NOT IN ?", token, []string{VMDeleting, VMDeleted}).
 		Take(&row).Error
 	if err != nil {
@@ -92,7 +98,8 @@ func (s *Store) MetadataByToken(ctx context.Context, token string) (Metadata, er
 		}
 		return Metadata{}, fmt.Errorf("look up metadata token: %w", err)
 	}
-	m := Metadata{VMID: row.ID, Name: row.Name, TenantSlug: row.TenantSlug, State: row.State, MAC: row.MAC, UserData: row.UserData}
+	m := Metadata{VMID: row.ID, Name: row.Name, TenantSlug: row.TenantSlug, State: row.State, MAC: row.MAC, UserData: row.UserData,
+		RescueGeneration: row.RescueGeneration, RescuePasswordHash: row.RescuePasswordHash}
 
 	// The tenant condition is belt and braces: a VM only ever links keys of
 	// its own tenant, and a deleted key's link goes with it (ON DELETE CASCADE).

@@ -226,6 +226,11 @@ type VM struct {
 	MetadataToken string
 	DiskErasedAt  *time.Time
 
+	// Console rescue (ResetVMPassword): the SHA-512 crypt hash of the
+	// password last reset and how many resets there were.
+	RescueGeneration   int
+	RescuePasswordHash string
+
 	// Work engine bookkeeping: the portal sets NeedsWork whenever it asks
 	// for something; a worker holds the VM until LeaseUntil.
 	NeedsWork     bool

@@ -85,6 +85,10 @@ func (s *Store) ResizeVM(ctx context.Context, a Actor, tenantID, vmID, plan stri
 func (s *Store) RebuildVM(ctx context.Context, a Actor, tenantID, vmID, image string) (Operation, error) {
 	image = strings.TrimSpace(image)
 	return s.requestAction(ctx, a, tenantID, vmID, OpRebuild, func(tx *gorm.DB, _ Tenant, vm VM) (string, error) {
+		// A fresh disk starts without the console password of a rescue.
+		if err := tx.Model(&VM{}).Where("id = ?", vm.ID).Update("rescue_password_hash", "").Error; err != nil {
+			return "", fmt.Errorf("clear rescue password: %w", err)
+		}
 		var cur Image
 		if err := tx.Where("id = ?", vm.ImageID).Take(&cur).Error; err != nil {
 			return "", fmt.Errorf("load current image: %w", err)

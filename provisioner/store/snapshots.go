@@ -115,7 +115,7 @@ func FitSnapshot(limits, used Quota, diskGiB int64) error {
 func (s *Store) CreateSnapshot(ctx context.Context, a Actor, tenantID, vmID, name string) (Snapshot, Operation, error) {
 	name = strings.TrimSpace(name)
 	var snap Snapshot
-	op, err := s.requestActionOn(ctx, a, tenantID, vmID, OpSnapshot, func(tx *gorm.DB, ten Tenant, vm VM) (string, error) {
+	op, err := s.requestActionOn(ctx, a, "", tenantID, vmID, OpSnapshot, func(tx *gorm.DB, ten Tenant, vm VM) (string, error) {
 		if err := ValidateSnapshotName(name); err != nil {
 			return "", err
 		}
@@ -170,7 +170,7 @@ func (s *Store) DeleteSnapshot(ctx context.Context, a Actor, tenantID, vmID, sna
 
 func (s *Store) snapshotAction(ctx context.Context, a Actor, tenantID, vmID, snapID, action, state string, from []string, busy string) (Operation, error) {
 	snapID = strings.TrimSpace(snapID)
-	return s.requestActionOn(ctx, a, tenantID, vmID, action, func(tx *gorm.DB, _ Tenant, vm VM) (string, error) {
+	return s.requestActionOn(ctx, a, "", tenantID, vmID, action, func(tx *gorm.DB, _ Tenant, vm VM) (string, error) {
 		var snap Snapshot
 		if err := tx.Where("id = ? AND vm_id = ? AND deleted_at IS NULL", snapID, vm.ID).Take(&snap).Error; err != nil {
 			if errIsNotFound(err) {

@@ -300,19 +300,23 @@ type actionChange func(tx *gorm.DB, ten Tenant, vm VM) (detail string, err error
 // requestAction queues action; apply, when set, changes the VM record in
 // the same transaction.
 func (s *Store) requestAction(ctx context.Context, a Actor, tenantID, vmID, action string, apply actionChange) (Operation, error) {
-	return s.requestActionOn(ctx, a, tenantID, vmID, action, apply, nil)
+	return s.requestActionOn(ctx, a, "", tenantID, vmID, action, apply, nil)
 }
 
-// requestActionOn is requestAction for the snapshot operations too; the
-// queued operation names the snapshot *snapID holds once apply has run.
-func (s *Store) requestActionOn(ctx context.Context, a Actor, tenantID, vmID, action string, apply actionChange, snapID *string) (Operation, error) {
+// requestActionOn is requestAction under another audit action, when
+// auditAction is set (a password reset queues a reboot), and for the
+// snapshot operations, when snapID is set: the queued operation names the
+// snapshot *snapID holds once apply has run.
+func (s *Store) requestActionOn(ctx context.Context, a Actor, auditAction, tenantID, vmID, action string, apply actionChange, snapID *string) (Operation, error) {
 	rule, ok := actionRules[action]
 	if snapID != nil {
 		rule, ok = snapshotRules[action]
 	}
-	auditAction := "vm." + action
-	if !ok {
-		auditAction = "vm.action"
+	if auditAction == "" {
+		auditAction = "vm." + action
+		if !ok {
+			auditAction = "vm.action"
+		}
 	}
 	var op Operation
 	t := &Target{Type: "vm", ID: vmID, TenantID: tenantID}
