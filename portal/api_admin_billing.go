@@ -64,7 +64,7 @@ func (s *Server) apiAdminBillingSettingsUpdate(c *fiber.Ctx) error {
 
 type adminPriceJSON struct {
 	ID   string `json:"id"`
-	Item string `json:"item"` // "plan:<id>" or "port_forward"
+	Item string `json:"item"` // "plan:<id>", "port_forward" or "snapshot-gib"
 	priceJSON
 }
 

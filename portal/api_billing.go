@@ -40,6 +40,7 @@ type usageLineJSON struct {
 	ResourceKind string `json:"resource_kind"`
 	ResourceID   string `json:"resource_id"`
 	ResourceName string `json:"resource_name"`
+	Units        int64  `json:"units"` // a snapshot's GiB, 1 for a VM or a port forward
 	Hours        int64  `json:"hours"`
 	Amount       string `json:"amount"`
 }
@@ -94,7 +95,7 @@ func (s *Server) apiBillingUsage(c *fiber.Ctx) error {
 		Subtotal: sp.ToDate.Decimal(), Forecast: sp.Forecast.Decimal(), VATRate: vatRate(sp.VATBP), Balance: newBalanceJSON(bal)}
 	for _, l := range sp.Lines {
 		out.Lines = append(out.Lines, usageLineJSON{ResourceKind: l.ResourceKind, ResourceID: l.ResourceID, ResourceName: l.ResourceName,
-			Hours: l.Hours, Amount: store.Money{Minor: l.AmountMinor, Currency: sp.ToDate.Currency}.Decimal()})
+			Units: max(l.Units, 1), Hours: l.Hours, Amount: store.Money{Minor: l.AmountMinor, Currency: sp.ToDate.Currency}.Decimal()})
 	}
 	return c.JSON(out)
 }

@@ -24,12 +24,13 @@ func (s *Server) adminBillingView(c *fiber.Ctx) (views.AdminBillingView, error) 
 	if err != nil {
 		return v, err
 	}
-	label := map[string]string{store.ItemPortForward: "Port forwards"}
+	label := map[string]string{store.ItemPortForward: "Port forwards", store.ItemSnapshotGiB: "Snapshots, per GiB"}
 	for _, p := range plans {
 		label[store.PlanItem(p.ID)] = "Plan " + p.Name
 		v.Items = append(v.Items, views.ItemOption{Value: store.PlanItem(p.ID), Label: "Plan " + p.Name})
 	}
-	v.Items = append(v.Items, views.ItemOption{Value: store.ItemPortForward, Label: "Port forwards"})
+	v.Items = append(v.Items, views.ItemOption{Value: store.ItemPortForward, Label: "Port forwards"},
+		views.ItemOption{Value: store.ItemSnapshotGiB, Label: "Snapshots, per GiB"})
 	prices, err := s.store.Prices(ctx)
 	if err != nil {
 		return v, err

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -45,8 +46,11 @@ func (s *Server) webBilling(c *fiber.Ctx) error {
 	}
 	for _, l := range sp.Lines {
 		what := "VM " + l.ResourceName
-		if l.ResourceKind == store.ResourcePortForward {
+		switch l.ResourceKind {
+		case store.ResourcePortForward:
 			what = "Port forward " + l.ResourceName
+		case store.ResourceSnapshot:
+			what = fmt.Sprintf("Snapshot %s (%d GiB × %d h)", l.ResourceName, max(l.Units, 1), l.Hours)
 		}
 		v.Lines = append(v.Lines, views.MoneyLine{Description: what, Hours: l.Hours, Amount: store.Money{Minor: l.AmountMinor, Currency: sp.ToDate.Currency}.String()})
 	}

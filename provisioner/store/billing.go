@@ -9,9 +9,11 @@ import (
 	"gorm.io/gorm"
 )
 
-// Price items: each plan has its own, port forwards share one.
+// Price items: each plan has its own, port forwards share one, snapshots
+// share one priced per GiB.
 const (
 	ItemPortForward = "port_forward"
+	ItemSnapshotGiB = "snapshot-gib"
 	itemPlanPrefix  = "plan:"
 )
 
@@ -22,13 +24,14 @@ func PlanItem(planID string) string { return itemPlanPrefix + planID }
 const (
 	UsageRunning = "running" // a VM that runs
 	UsageStopped = "stopped" // a VM that exists but does not run; bills unless its price says otherwise
-	UsageActive  = "active"  // a port forward
+	UsageActive  = "active"  // a port forward, or a ready snapshot
 )
 
 // Resource kinds that produce usage.
 const (
 	ResourceVM          = "vm"
 	ResourcePortForward = "port_forward"
+	ResourceSnapshot    = "snapshot"
 )
 
 // BillingSettings is the ISP's one set of billing settings.
@@ -73,8 +76,11 @@ type UsageRecord struct {
 	ResourceName string
 	Item         string
 	Class        string
-	StartedAt    time.Time
-	EndedAt      *time.Time
+	// Units is how many units of the item it bills per hour: a snapshot's
+	// GiB; 0 when created counts as 1.
+	Units     int64
+	StartedAt time.Time
+	EndedAt   *time.Time
 }
 
 // TableName keeps the table name plain.
@@ -89,6 +95,7 @@ type UsageTotal struct {
 	TenantID     string
 	ResourceName string
 	Item         string
+	Units        int64 // per hour: a snapshot's GiB, 1 for anything else
 	Hours        int64
 	AmountMinor  int64
 	MeteredUntil time.Time
@@ -139,7 +146,7 @@ func (s *Store) SetBillingSettings(ctx context.Context, a Actor, currency string
 
 // PriceInput is a new price version.
 type PriceInput struct {
-	Item            string // PlanItem(id) or ItemPortForward
+	Item            string // PlanItem(id), ItemPortForward or ItemSnapshotGiB
 	HourlyMicros    int64
 	MonthlyCapMinor int64
 	BillStopped     bool
@@ -177,6 +184,8 @@ func (s *Store) SetPrice(ctx context.Context, a Actor, in PriceInput) (Price, er
 		switch {
 		case in.Item == ItemPortForward:
 			t.Name = "port forwards"
+		case in.Item == ItemSnapshotGiB:
+			t.Name = "snapshot GiB"
 		case strings.HasPrefix(in.Item, itemPlanPrefix):
 			var plan Plan
 			if err := tx.Where("id = ?", strings.TrimPrefix(in.Item, itemPlanPrefix)).Take(&plan).Error; err != nil {
@@ -187,7 +196,7 @@ func (s *Store) SetPrice(ctx context.Context, a Actor, in PriceInput) (Price, er
 			}
 			t.Name = "plan " + plan.Name
 		default:
-			return E(ErrInvalid, "item", "a price is for a plan or for port forwards")
+			return E(ErrInvalid, "item", "a price is for a plan, for port forwards or for snapshot GiB ("+ItemSnapshotGiB+")")
 		}
 		// A later version already scheduled for the same hour is replaced;
 		// versions in effect stay.
@@ -303,6 +312,9 @@ func meter(tx *gorm.DB, ts time.Time, rec UsageRecord, class string) error {
 		return nil
 	}
 	rec.ID, rec.Class, rec.StartedAt, rec.EndedAt = newID(), class, ts, nil
+	if rec.Units < 1 {
+		rec.Units = 1
+	}
 	if err := tx.Create(&rec).Error; err != nil {
 		return fmt.Errorf("open usage: %w", err)
 	}

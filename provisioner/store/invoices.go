@@ -260,14 +260,17 @@ func (s *Store) lineDescriber(ctx context.Context, currency string) (func(UsageT
 	}
 	return func(u UsageTotal) (string, int64) {
 		p, priced := byID[u.PriceID]
-		what := "Port forward " + u.ResourceName
-		if u.ResourceKind == ResourceVM {
+		what, qty, per := "Port forward "+u.ResourceName, fmt.Sprintf("%d h", u.Hours), ""
+		switch u.ResourceKind {
+		case ResourceVM:
 			what = fmt.Sprintf("VM %s (plan %s)", u.ResourceName, planNames[u.Item])
+		case ResourceSnapshot:
+			what, qty, per = "Snapshot "+u.ResourceName, fmt.Sprintf("%d GiB × %d h", max(u.Units, 1), u.Hours), " per GiB"
 		}
 		if !priced {
-			return fmt.Sprintf("%s: %d h, not priced", what, u.Hours), 0
+			return fmt.Sprintf("%s: %s, not priced", what, qty), 0
 		}
-		d := fmt.Sprintf("%s: %d h × %s", what, u.Hours, FormatRate(p.HourlyMicros, currency))
+		d := fmt.Sprintf("%s: %s × %s%s", what, qty, FormatRate(p.HourlyMicros, currency), per)
 		if p.MonthlyCapMinor > 0 && u.AmountMinor == p.MonthlyCapMinor {
 			d += fmt.Sprintf(", capped at %s a month", Money{p.MonthlyCapMinor, currency})
 		}
@@ -554,8 +557,9 @@ func (s *Store) checkCredit(tx *gorm.DB, tenantID, newItem string) error {
 	book := newPriceBook(prices)
 	var live []struct {
 		ResourceKind, ResourceID, Item string
+		Units                          int64
 	}
-	if err := tx.Model(&UsageRecord{}).Select("resource_kind, resource_id, item").
+	if err := tx.Model(&UsageRecord{}).Select("resource_kind, resource_id, item, units").
 		Where("tenant_id = ? AND ended_at IS NULL", tenantID).Scan(&live).Error; err != nil {
 		return err
 	}
@@ -580,7 +584,8 @@ func (s *Store) checkCredit(tx *gorm.DB, tenantID, newItem string) error {
 	var ahead int64
 	for _, r := range live {
 		if p, ok := book.at(r.Item, ts); ok {
-			ahead += max(0, monthCost(p, start, end)-usedBy[r.ResourceID])
+			month := LineAmount(int64(end.Sub(start)/time.Hour)*max(r.Units, 1), p.HourlyMicros, p.MonthlyCapMinor)
+			ahead += max(0, month-usedBy[r.ResourceID])
 		}
 	}
 	items := []string{newItem}

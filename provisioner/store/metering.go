@@ -117,6 +117,7 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 	const running, stopped = 1, 2
 	marks := make([]uint8, hours)
 	items := make([]string, hours) // a VM changes plan when resized: each hour bills its own
+	units := make([]int64, hours)  // a snapshot's GiB; 1 for anything else
 	for _, r := range recs {
 		from, to := r.StartedAt, until
 		if r.EndedAt != nil && r.EndedAt.Before(to) {
@@ -137,10 +138,12 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 		for h := first; h <= last && h < hours; h++ {
 			marks[h] |= flag
 			items[h] = r.Item
+			units[h] = max(units[h], r.Units, 1)
 		}
 	}
 	last := recs[len(recs)-1]
 	byPrice := map[string]*UsageTotal{}
+	unitHours := map[string]int64{} // by line: what the amount is of
 	var order []string
 	// The price found for an hour holds until its item changes or the next
 	// version begins; hours run forward, so one lookup serves a stretch.
@@ -151,6 +154,7 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 		pUntil  time.Time // zero: no later version
 		pLooked bool
 		t       *UsageTotal
+		key     string
 	)
 	for h, m := range marks {
 		if m == 0 {
@@ -165,7 +169,7 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 			continue
 		}
 		if t == nil {
-			key := items[h] + "/" + p.ID
+			key = items[h] + "/" + p.ID
 			t = byPrice[key]
 			if t == nil {
 				t = &UsageTotal{Month: month, ResourceKind: last.ResourceKind, ResourceID: last.ResourceID, PriceID: p.ID,
@@ -175,8 +179,12 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 			}
 		}
 		t.Hours++
+		// A line shows one size; should a resource's units change within a
+		// line, it shows the largest and bills each hour at its own.
+		t.Units = max(t.Units, units[h])
+		unitHours[key] += units[h]
 		if priced {
-			t.AmountMinor = LineAmount(t.Hours, p.HourlyMicros, p.MonthlyCapMinor)
+			t.AmountMinor = LineAmount(unitHours[key], p.HourlyMicros, p.MonthlyCapMinor)
 		}
 	}
 	out := make([]UsageTotal, 0, len(order))

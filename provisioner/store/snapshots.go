@@ -237,38 +237,66 @@ func (s *Store) ownVM(db *gorm.DB, tenantID, vmID string) error {
 }
 
 // SnapshotTaken records a snapshot's volume made: its real size, which
-// from now on is what it counts against the quota, and its consistency.
+// from now on is what it counts against the quota and what it bills (per
+// GiB-hour, from now until its volume is gone), and its consistency. The
+// state and the usage record change in one transaction.
 func (s *Store) SnapshotTaken(ctx context.Context, snapID string, sizeBytes int64, consistency string) error {
 	ts := s.now()
 	gib := max((sizeBytes+(1<<30)-1)>>30, 1)
-	return s.setSnapshot(ctx, snapID, map[string]any{"state": SnapshotReady, "size_bytes": sizeBytes, "quota_gib": gib,
-		"consistency": consistency, "ready_at": ts, "message": ""})
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		snap, err := setSnapshot(tx, snapID, map[string]any{"state": SnapshotReady, "size_bytes": sizeBytes, "quota_gib": gib,
+			"consistency": consistency, "ready_at": ts, "message": ""})
+		if err != nil {
+			return err
+		}
+		var vm VM
+		if err := tx.Select("name").Where("id = ?", snap.VMID).Take(&vm).Error; err != nil {
+			return fmt.Errorf("load vm for snapshot usage: %w", err)
+		}
+		return meter(tx, ts, UsageRecord{TenantID: snap.TenantID, ResourceKind: ResourceSnapshot, ResourceID: snap.ID,
+			ResourceName: vm.Name + "/" + snap.Name, Item: ItemSnapshotGiB, Units: gib}, UsageActive)
+	})
 }
 
 // SnapshotSettled puts a snapshot back to ready after a restore, or after
 // a restore or delete that failed; message says what went wrong, if anything.
 func (s *Store) SnapshotSettled(ctx context.Context, snapID, message string) error {
-	return s.setSnapshot(ctx, snapID, map[string]any{"state": SnapshotReady, "message": clean(message)})
+	_, err := setSnapshot(s.db.WithContext(ctx), snapID, map[string]any{"state": SnapshotReady, "message": clean(message)})
+	return err
 }
 
 // SnapshotFailed records that a snapshot could not be taken; it keeps its
 // quota until the customer deletes it, which also removes any partial volume.
 func (s *Store) SnapshotFailed(ctx context.Context, snapID, message string) error {
-	return s.setSnapshot(ctx, snapID, map[string]any{"state": SnapshotError, "message": clean(message)})
+	_, err := setSnapshot(s.db.WithContext(ctx), snapID, map[string]any{"state": SnapshotError, "message": clean(message)})
+	return err
 }
 
-// SnapshotGone records a snapshot's volume deleted, which gives its quota back.
+// SnapshotGone records a snapshot's volume deleted, which gives its quota
+// back and, in the same transaction, ends its billing.
 func (s *Store) SnapshotGone(ctx context.Context, snapID string) error {
-	return s.setSnapshot(ctx, snapID, map[string]any{"deleted_at": s.now()})
+	ts := s.now()
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := setSnapshot(tx, snapID, map[string]any{"deleted_at": ts}); err != nil {
+			return err
+		}
+		return meter(tx, ts, UsageRecord{ResourceKind: ResourceSnapshot, ResourceID: snapID}, "")
+	})
 }
 
-func (s *Store) setSnapshot(ctx context.Context, snapID string, upd map[string]any) error {
-	res := s.db.WithContext(ctx).Model(&Snapshot{}).Where("id = ? AND deleted_at IS NULL", snapID).Updates(upd)
+// setSnapshot changes a snapshot whose volume is not gone and returns it
+// as changed.
+func setSnapshot(db *gorm.DB, snapID string, upd map[string]any) (Snapshot, error) {
+	res := db.Model(&Snapshot{}).Where("id = ? AND deleted_at IS NULL", snapID).Updates(upd)
 	if res.Error != nil {
-		return fmt.Errorf("record snapshot: %w", res.Error)
+		return Snapshot{}, fmt.Errorf("record snapshot: %w", res.Error)
 	}
 	if res.RowsAffected != 1 {
-		return notFound("snapshot")
+		return Snapshot{}, notFound("snapshot")
 	}
-	return nil
+	var snap Snapshot
+	if err := db.Where("id = ?", snapID).Take(&snap).Error; err != nil {
+		return Snapshot{}, fmt.Errorf("load snapshot: %w", err)
+	}
+	return snap, nil
 }
