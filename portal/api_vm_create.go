@@ -10,6 +10,7 @@ type vmCreateRequest struct {
 	Name     string   `json:"name"`
 	Plan     string   `json:"plan"`
 	Image    string   `json:"image"`
+	Snapshot string   `json:"snapshot"`
 	SSHKeys  []string `json:"ssh_keys"`
 	UserData string   `json:"user_data"`
 }
@@ -23,7 +24,7 @@ func (s *Server) apiVMCreate(c *fiber.Ctx) error {
 	}
 	ctx, tenant := c.UserContext(), who(c).User.Tenant()
 	vm, err := s.store.CreateVM(ctx, s.actor(c), tenant, store.VMOrder{
-		Name: req.Name, Plan: req.Plan, Image: req.Image, SSHKeys: req.SSHKeys, UserData: req.UserData,
+		Name: req.Name, Plan: req.Plan, Image: req.Image, Snapshot: req.Snapshot, SSHKeys: req.SSHKeys, UserData: req.UserData,
 	})
 	if err != nil {
 		return err

@@ -305,8 +305,13 @@ func openAPIDocument(version string) oaObj {
 			"timeline": oaArray(oaRef("Step")), "operations": oaArray(oaRef("Operation")),
 		})),
 		"VMCreate": oaObject(oaObj{"name": oaString(), "plan": oaObj{"type": "string", "description": "plan id or name"},
-			"image": oaObj{"type": "string", "description": "image id or name"}, "ssh_keys": oaArray(oaString()),
-			"user_data": oaObj{"type": "string", "maxLength": 16384}}, "user_data"),
+			"image": oaObj{"type": "string", "description": "image id or name; give this or snapshot, not both (422 on field snapshot for both, on image for neither)"},
+			"snapshot": oaObj{"type": "string", "description": "instead of image: the id of one of your ready snapshots (of any of your VMs). " +
+				"The new VM's disk is a copy of the snapshot, grown to the plan's disk, which must be at least the snapshot's VM's disk; " +
+				"it is made on the snapshot's host, so a refusal (422) names what that host lacks. It records the snapshot's VM's image, " +
+				"which a rebuild installs. Another organisation's or an unknown snapshot is refused with 422 \"no such snapshot\""},
+			"ssh_keys":  oaArray(oaString()),
+			"user_data": oaObj{"type": "string", "maxLength": 16384}}, "user_data", "image", "snapshot"),
 		"VMAction": oaObject(oaObj{"type": oaEnum("start", "stop", "reboot", "rebuild", "resize", "delete"),
 			"plan": oaObj{"type": "string", "description": "resize only, and required there: the plan (id or name) to change to. " +
 				"vCPUs and memory may grow or shrink, the disk only grows; what grows must fit in the quota and on the VM's own host " +

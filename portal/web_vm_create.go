@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -57,6 +58,14 @@ func (s *Server) vmNewView(c *fiber.Ctx) (views.VMNewView, error) {
 	for _, im := range images {
 		v.Images = append(v.Images, views.ImageOption{ID: im.ID, Name: im.Name, OS: im.OS, Version: im.Version})
 	}
+	snaps, err := s.store.ReadySnapshots(ctx, tenantID)
+	if err != nil {
+		return views.VMNewView{}, err
+	}
+	for _, sn := range snaps {
+		v.Snapshots = append(v.Snapshots, views.SnapshotOption{ID: sn.ID,
+			Label: fmt.Sprintf("%s, of %s (needs a plan with %d GiB disk or more)", sn.Name, sn.VMName, sn.VMDiskGiB)})
+	}
 	for _, k := range keys {
 		v.Keys = append(v.Keys, views.KeyOption{ID: k.ID, Name: k.Name, Fingerprint: k.Fingerprint})
 	}
@@ -86,6 +95,7 @@ func (s *Server) webVMCreate(c *fiber.Ctx) error {
 		Name:     strings.TrimSpace(c.FormValue("name")),
 		Plan:     c.FormValue("plan"),
 		Image:    c.FormValue("image"),
+		Snapshot: c.FormValue("snapshot"),
 		SSHKeys:  formValues(c, "ssh_keys"),
 		UserData: c.FormValue("user_data"),
 	}
@@ -93,7 +103,7 @@ func (s *Server) webVMCreate(c *fiber.Ctx) error {
 	if err == nil {
 		return s.redirect(c, "/vms/"+vm.ID, "success", "VM "+vm.Name+" ordered; it is pending until the provisioner picks it up.")
 	}
-	errs, err := formFailure(c, err, "name", "plan", "image", "ssh_keys", "user_data")
+	errs, err := formFailure(c, err, "name", "plan", "image", "snapshot", "ssh_keys", "user_data")
 	if err != nil {
 		return err
 	}
@@ -102,6 +112,7 @@ func (s *Server) webVMCreate(c *fiber.Ctx) error {
 		return err
 	}
 	v.Errors, v.Name, v.PlanID, v.ImageID, v.KeyIDs, v.UserData = errs, order.Name, order.Plan, order.Image, order.SSHKeys, order.UserData
+	v.Snapshot = order.Snapshot
 	return s.render(c, views.VMNew(v))
 }
 

@@ -12,7 +12,7 @@ import (
 
 // TestQEMUSnapshotVolumes takes a snapshot of a VM disk (a qcow2 overlay
 // on a base image) into the same pool, changes the disk, restores the
-// snapshot over it and deletes the snapshot, checking the contents with
+// snapshot over it, makes a new VM's disk from it and deletes the snapshot, checking the contents with
 // qemu-io and qemu-img at each step.
 func TestQEMUSnapshotVolumes(t *testing.T) {
 	c := dial(t, "qemu:///system")
@@ -76,6 +76,29 @@ func TestQEMUSnapshotVolumes(t *testing.T) {
 	}
 	if _, err := os.Stat(disk); err != nil {
 		t.Errorf("a refused restore removed the disk: %v", err)
+	}
+
+	// A new VM from the snapshot: a copy grown to its plan, with the
+	// snapshot's data and no backing file.
+	if _, err := c.CopyVolume(cx, pool, "snap-1", "vm-2"); err != nil {
+		t.Fatal(err)
+	}
+	copied, err := c.GrowDisk(cx, pool, "vm-2", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Backing = ""
+	if err := json.Unmarshal([]byte(run(t, qemuImg, "info", "-U", "--output=json", copied)), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Format != "qcow2" || info.VirtualSize != 2<<30 || info.Backing != "" {
+		t.Errorf("disk from the snapshot is %+v; want a self-contained 2 GiB qcow2", info)
+	}
+	if out := run(t, qemuIO, "-f", "qcow2", "-r", "-c", "read -P 0x11 0 1M", "-c", "read -P 0xab 1M 1M", copied); strings.Contains(out, "failed") {
+		t.Errorf("disk from the snapshot does not hold the snapshot's data:\n%s", out)
+	}
+	if _, err := c.DeleteDisk(cx, pool, "vm-2"); err != nil {
+		t.Fatal(err)
 	}
 
 	if _, err := c.DeleteDisk(cx, pool, "snap-1"); err != nil {

@@ -215,7 +215,11 @@ func (r *Reconciler) create(ctx context.Context, p *pass) (engine.Result, error)
 			return engine.Result{}, err
 		}
 	}
-	if err := r.compose(ctx, p, "Preparing the "+p.image.Name+" image", "Creating a "+fmt.Sprint(p.vm.DiskGiB)+" GiB disk"); err != nil {
+	diskMsg := "Creating a " + fmt.Sprint(p.vm.DiskGiB) + " GiB disk"
+	if p.vm.SourceSnapshotID != "" {
+		diskMsg = "Copying the snapshot into a " + fmt.Sprint(p.vm.DiskGiB) + " GiB disk"
+	}
+	if err := r.compose(ctx, p, p.vm.SourceSnapshotID, "Preparing the "+p.image.Name+" image", diskMsg); err != nil {
 		return engine.Result{}, err
 	}
 	if err := r.step(ctx, p, "start", "Starting the VM", func(ctx context.Context) error { return r.startAndWait(ctx, p) }); err != nil {
@@ -243,8 +247,9 @@ func (r *Reconciler) assignAddress(ctx context.Context, p *pass) error {
 }
 
 // compose makes sure the image is on the host, the VM's disk exists and the
-// domain is defined.
-func (r *Reconciler) compose(ctx context.Context, p *pass, imageMsg, diskMsg string) error {
+// domain is defined. The disk is an overlay of the image, or, when snapID
+// is set, a copy of that snapshot's volume grown to the plan's size.
+func (r *Reconciler) compose(ctx context.Context, p *pass, snapID, imageMsg, diskMsg string) error {
 	var boot bootFiles
 	err := r.step(ctx, p, "image", imageMsg, func(ctx context.Context) error {
 		var err error
@@ -257,6 +262,10 @@ func (r *Reconciler) compose(ctx context.Context, p *pass, imageMsg, diskMsg str
 	var diskPath string
 	err = r.step(ctx, p, "disk", diskMsg, func(ctx context.Context) error {
 		var err error
+		if snapID != "" {
+			diskPath, err = r.diskFromSnapshot(ctx, p, snapID)
+			return err
+		}
 		diskPath, err = p.hv.EnsureDisk(ctx, p.host.StoragePool, diskName(p.vm.ID), baseName(p.image.Checksum, ".qcow2"), p.vm.DiskGiB)
 		if err != nil {
 			r.forgetHost(p.host.ID) // the base volume may have gone behind our back
@@ -476,7 +485,7 @@ func (r *Reconciler) operate(ctx context.Context, p *pass, op store.Operation) (
 			return err
 		})
 		if err == nil {
-			err = r.compose(ctx, p, "Preparing the "+p.image.Name+" image", "Creating a fresh disk")
+			err = r.compose(ctx, p, "", "Preparing the "+p.image.Name+" image", "Creating a fresh disk")
 		}
 		if err == nil {
 			err = r.step(ctx, p, "start", "Starting the VM", func(ctx context.Context) error { return r.startAndWait(ctx, p) })

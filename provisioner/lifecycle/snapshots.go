@@ -132,3 +132,22 @@ func (r *Reconciler) deleteSnapshots(ctx context.Context, p *pass) error {
 		return nil
 	})
 }
+
+// diskFromSnapshot makes a new VM's disk a copy of a snapshot's volume,
+// grown to the VM's plan, and returns its path. A disk already there is
+// the copy of an earlier pass and is kept: the guest may have booted from
+// it. The snapshot's volume is never changed.
+func (r *Reconciler) diskFromSnapshot(ctx context.Context, p *pass, snapID string) (string, error) {
+	pool, disk := p.host.StoragePool, diskName(p.vm.ID)
+	path, err := p.hv.GrowDisk(ctx, pool, disk, p.vm.DiskGiB)
+	if !errors.Is(err, hypervisor.ErrNotFound) {
+		return path, err
+	}
+	if _, err := p.hv.CopyVolume(ctx, pool, store.SnapshotVolume(snapID), disk); err != nil {
+		if errors.Is(err, hypervisor.ErrNotFound) {
+			return "", fmt.Errorf("the snapshot's volume is gone from host %s: %w", p.host.Name, err)
+		}
+		return "", err
+	}
+	return p.hv.GrowDisk(ctx, pool, disk, p.vm.DiskGiB)
+}

@@ -226,6 +226,10 @@ type VM struct {
 	MetadataToken string
 	DiskErasedAt  *time.Time
 
+	// SourceSnapshotID is the snapshot a VM ordered from one has its disk
+	// copied from; empty for a VM made from its image.
+	SourceSnapshotID string
+
 	// Console rescue (ResetVMPassword): the SHA-512 crypt hash of the
 	// password last reset and how many resets there were.
 	RescueGeneration   int

@@ -274,3 +274,39 @@ func (s *Store) PlanCapacity(ctx context.Context, plans []Plan) (map[string]erro
 	}
 	return out, nil
 }
+
+// placeOnHost reserves a VM's resources on one given host, inside the
+// caller's transaction, with the same guard as placeVM; a VM made from a
+// snapshot must go where the snapshot's volume is. A refusal says what
+// that host lacks.
+func (s *Store) placeOnHost(tx *gorm.DB, hostID string, n capacity.Resources) (string, error) {
+	allocated, err := reserve(tx, hostID, n)
+	if err != nil {
+		return "", err
+	}
+	if allocated != nil {
+		s.ledger.observed(hostID, *allocated)
+		return hostID, nil
+	}
+	hosts, err := loadHosts(tx, `id = ?`, hostID)
+	if err != nil {
+		return "", err
+	}
+	if len(hosts) != 1 {
+		return "", E(ErrNoCapacity, "snapshot", "the snapshot's host is gone")
+	}
+	if !hosts[0].Usable() {
+		return "", E(ErrNoCapacity, "snapshot", "the snapshot's host "+hosts[0].Name+" takes no new VMs now (it is disabled, in maintenance or not ready); a VM from this snapshot can only be made there")
+	}
+	h, free := hosts[0], hosts[0].Free()
+	var lack string
+	switch {
+	case n.VCPUs > free.VCPUs:
+		lack = fmt.Sprintf("%d vCPU free, the plan needs %d", max(free.VCPUs, 0), n.VCPUs)
+	case n.MemoryMiB > free.MemoryMiB:
+		lack = fmt.Sprintf("%s RAM free, the plan needs %s", capacity.FormatMiBDown(max(free.MemoryMiB, 0)), capacity.FormatMiB(n.MemoryMiB))
+	default:
+		lack = fmt.Sprintf("%d GiB disk free, the plan needs %d GiB", max(free.DiskGiB, 0), n.DiskGiB)
+	}
+	return "", E(ErrNoCapacity, "plan", fmt.Sprintf("the snapshot's host %s has %s; a VM from this snapshot can only be made there", h.Name, lack))
+}

@@ -178,6 +178,11 @@ func (s *Store) snapshotAction(ctx context.Context, a Actor, tenantID, vmID, sna
 			}
 			return "", fmt.Errorf("load snapshot: %w", err)
 		}
+		if action == OpSnapshotDelete {
+			if err := snapshotCopying(tx, "snapshots.id", snap.ID); err != nil {
+				return "", err
+			}
+		}
 		res := tx.Model(&Snapshot{}).Where("id = ? AND state IN ?", snap.ID, from).Updates(map[string]any{"state": state, "message": ""})
 		if res.Error != nil {
 			return "", fmt.Errorf("record snapshot state: %w", res.Error)
@@ -299,4 +304,73 @@ func setSnapshot(db *gorm.DB, snapID string, upd map[string]any) (Snapshot, erro
 		return Snapshot{}, fmt.Errorf("load snapshot: %w", err)
 	}
 	return snap, nil
+}
+
+// orderSnapshot loads the ready snapshot a VM is ordered from, which must
+// be the tenant's and of a disk no larger than the plan's, and the image
+// its VM was made from, which the new VM records (a rebuild installs it).
+// Another tenant's snapshot is no such snapshot.
+func orderSnapshot(tx *gorm.DB, tenantID, snapID string, plan Plan) (*Snapshot, Image, error) {
+	var snap Snapshot
+	if err := tx.Where("id = ? AND tenant_id = ? AND deleted_at IS NULL", snapID, tenantID).Take(&snap).Error; err != nil {
+		if errIsNotFound(err) {
+			return nil, Image{}, E(ErrInvalid, "snapshot", "no such snapshot")
+		}
+		return nil, Image{}, fmt.Errorf("load snapshot: %w", err)
+	}
+	if snap.State != SnapshotReady {
+		return nil, Image{}, E(ErrInvalid, "snapshot", "the snapshot is "+snap.State+"; only a ready snapshot can make a VM")
+	}
+	var src VM
+	if err := tx.Where("id = ?", snap.VMID).Take(&src).Error; err != nil {
+		return nil, Image{}, fmt.Errorf("load snapshot's vm: %w", err)
+	}
+	// The VM's disk now is at least as large as when the snapshot was
+	// taken: disks only grow.
+	if plan.DiskGiB < src.DiskGiB {
+		return nil, Image{}, E(ErrInvalid, "plan", fmt.Sprintf("the snapshot is of a %d GiB disk; choose a plan with at least that much (this one has %d GiB)", src.DiskGiB, plan.DiskGiB))
+	}
+	var img Image
+	if err := tx.Where("id = ?", src.ImageID).Take(&img).Error; err != nil {
+		return nil, Image{}, fmt.Errorf("load snapshot's image: %w", err)
+	}
+	return &snap, img, nil
+}
+
+// snapshotCopying refuses to delete snapshots while a VM is being made
+// from one of them: its disk may not be copied yet. column is
+// "snapshots.id" or "snapshots.vm_id", matched against id.
+func snapshotCopying(tx *gorm.DB, column, id string) error {
+	var names []string
+	err := tx.Table("vms").Joins("JOIN snapshots ON snapshots.id = vms.source_snapshot_id").
+		Where(column+" = ? AND vms.deleted_at IS NULL AND vms.state IN ?", id, []string{VMPending, VMProvisioning}).
+		Order("vms.name").Limit(1).Pluck("vms.name", &names).Error
+	if err != nil {
+		return fmt.Errorf("check vms made from snapshots: %w", err)
+	}
+	if len(names) > 0 {
+		return E(ErrConflict, "snapshot", "VM "+names[0]+" is being made from this snapshot; wait until it is running")
+	}
+	return nil
+}
+
+// SnapshotSource is a ready snapshot a new VM may be ordered from.
+type SnapshotSource struct {
+	Snapshot
+	VMName    string `gorm:"column:vm_name"`
+	VMDiskGiB int64  `gorm:"column:vm_disk_gib"` // the smallest plan disk a VM from it needs
+}
+
+// ReadySnapshots returns the tenant's ready snapshots, of all its VMs,
+// newest first: what the order form offers to make a VM from.
+func (s *Store) ReadySnapshots(ctx context.Context, tenantID string) ([]SnapshotSource, error) {
+	var out []SnapshotSource
+	err := s.db.WithContext(ctx).Table("snapshots").Joins("JOIN vms ON vms.id = snapshots.vm_id").
+		Where("snapshots.tenant_id = ? AND snapshots.state = ? AND snapshots.deleted_at IS NULL AND vms.deleted_at IS NULL", tenantID, SnapshotReady).
+		Select("snapshots.*, vms.name AS vm_name, vms.disk_gib AS vm_disk_gib").
+		Order("snapshots.created_at DESC, snapshots.id DESC").Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("list ready snapshots: %w", err)
+	}
+	return out, nil
 }

@@ -17,7 +17,8 @@ const MaxUserData = 16 << 10
 type VMOrder struct {
 	Name     string
 	Plan     string // id or name
-	Image    string // id or name
+	Image    string // id or name; empty when Snapshot is set
+	Snapshot string // instead of Image: id of one of the tenant's ready snapshots
 	SSHKeys  []string
 	UserData string
 }
@@ -49,8 +50,12 @@ func (o *VMOrder) validate() error {
 	if strings.TrimSpace(o.Plan) == "" {
 		return E(ErrInvalid, "plan", "choose a plan")
 	}
-	if strings.TrimSpace(o.Image) == "" {
-		return E(ErrInvalid, "image", "choose an image")
+	o.Image, o.Snapshot = strings.TrimSpace(o.Image), strings.TrimSpace(o.Snapshot)
+	switch {
+	case o.Image != "" && o.Snapshot != "":
+		return E(ErrInvalid, "snapshot", "choose an image or a snapshot, not both")
+	case o.Image == "" && o.Snapshot == "":
+		return E(ErrInvalid, "image", "choose an image or a snapshot")
 	}
 	keys := make([]string, 0, len(o.SSHKeys))
 	for _, k := range o.SSHKeys {
@@ -103,7 +108,12 @@ func (s *Store) CreateVM(ctx context.Context, a Actor, tenantID string, o VMOrde
 			return err
 		}
 		var img Image
-		if err := tx.Where("(id = ? OR name = ?) AND enabled = ? AND kind = ?", o.Image, o.Image, true, ImageVM).Take(&img).Error; err != nil {
+		var snap *Snapshot
+		if o.Snapshot != "" {
+			if snap, img, err = orderSnapshot(tx, tenantID, o.Snapshot, plan); err != nil {
+				return err
+			}
+		} else if err := tx.Where("(id = ? OR name = ?) AND enabled = ? AND kind = ?", o.Image, o.Image, true, ImageVM).Take(&img).Error; err != nil {
 			if errIsNotFound(err) {
 				return E(ErrInvalid, "image", "this image does not exist or is no longer offered")
 			}
@@ -132,15 +142,25 @@ func (s *Store) CreateVM(ctx context.Context, a Actor, tenantID string, o VMOrde
 		}
 		// Capacity is reserved now, at order time, so an accepted order
 		// always has room; the provisioner releases it after deleting the VM.
-		hostID, err := s.placeVM(tx, need(plan.VCPUs, plan.MemoryMiB, plan.DiskGiB))
+		var hostID string
+		if snap != nil {
+			// The snapshot's volume is in its host's pool, so the copy is made there.
+			hostID, err = s.placeOnHost(tx, snap.HostID, need(plan.VCPUs, plan.MemoryMiB, plan.DiskGiB))
+		} else {
+			hostID, err = s.placeVM(tx, need(plan.VCPUs, plan.MemoryMiB, plan.DiskGiB))
+		}
 		if err != nil {
 			return err
+		}
+		source, what := "", img.Name
+		if snap != nil {
+			source, what = snap.ID, "snapshot "+snap.Name
 		}
 		ts := now()
 		vm = VM{ID: newID(), TenantID: tenantID, Name: o.Name, PlanID: plan.ID, ImageID: img.ID,
 			VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB,
 			State: VMPending, DesiredState: VMRunning, UserData: o.UserData, CreatedBy: a.Email, CreatedAt: ts, UpdatedAt: ts,
-			NeedsWork: true, NextAttemptAt: &ts, HostID: &hostID}
+			NeedsWork: true, NextAttemptAt: &ts, HostID: &hostID, SourceSnapshotID: source}
 		if err := tx.Create(&vm).Error; err != nil {
 			if isDuplicate(err) {
 				return E(ErrConflict, "name", "you already have a VM called "+o.Name)
@@ -154,7 +174,7 @@ func (s *Store) CreateVM(ctx context.Context, a Actor, tenantID string, o VMOrde
 		if err := tx.Create(&links).Error; err != nil {
 			return fmt.Errorf("attach keys: %w", err)
 		}
-		step := VMStep{ID: newID(), VMID: vm.ID, Step: "order", State: StepDone, Message: fmt.Sprintf("Order accepted: %s, %s", plan.Name, img.Name), StartedAt: ts, FinishedAt: &ts}
+		step := VMStep{ID: newID(), VMID: vm.ID, Step: "order", State: StepDone, Message: fmt.Sprintf("Order accepted: %s, %s", plan.Name, what), StartedAt: ts, FinishedAt: &ts}
 		if err := tx.Create(&step).Error; err != nil {
 			return fmt.Errorf("record order step: %w", err)
 		}
@@ -356,6 +376,12 @@ func (s *Store) requestActionOn(ctx context.Context, a Actor, auditAction, tenan
 					Updates(map[string]any{"state": OpFailed, "message": "cancelled: the VM is being deleted", "finished_at": ts}).Error; err != nil {
 					return "", err
 				}
+			}
+		}
+		if action == OpDelete {
+			// Deleting the VM deletes its snapshots.
+			if err := snapshotCopying(tx, "snapshots.vm_id", vmID); err != nil {
+				return "", err
 			}
 		}
 		var detail string
