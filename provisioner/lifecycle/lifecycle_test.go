@@ -187,125 +187,129 @@ func (r *rig) act(vmID, action string) {
 	}
 }
 
-func TestLifecycleOnTestDriver(t *testing.T) {
+// eachRig runs fn on a rig on SQLite and on one on PostgreSQL.
+func eachRig(t *testing.T, fn func(t *testing.T, r *rig)) {
 	for name, url := range map[string]func(t *testing.T) string{
 		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "fibrix.db") },
 		"postgres": func(t *testing.T) string { return pgtest.DSN(t) },
 	} {
-		t.Run(name, func(t *testing.T) {
-			r := newRig(t, url(t))
-			ctx := context.Background()
-			vm, err := r.st.CreateVM(ctx, r.actor, r.tenant.ID, store.VMOrder{Name: "web", Plan: "nano", Image: "tiny", SSHKeys: []string{r.key.ID}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := r.waitState(vm.ID, store.VMRunning)
-			if d.IP != "192.0.2.10" || d.MAC == "" || d.MetadataToken == "" {
-				t.Errorf("running VM: ip %q mac %q token set %v", d.IP, d.MAC, d.MetadataToken != "")
-			}
-			if s := r.domain(vm.ID); s != hypervisor.Running {
-				t.Errorf("domain is %s", s)
-			}
-			var steps []string
-			for _, s := range d.Steps {
-				if s.State != store.StepDone {
-					t.Errorf("step %s is %s: %s", s.Step, s.State, s.Detail)
-				}
-				steps = append(steps, s.Step)
-			}
-			t.Logf("timeline: %v", steps)
-
-			r.act(vm.ID, store.OpStop)
-			r.waitState(vm.ID, store.VMStopped)
-			if s := r.domain(vm.ID); s.Active() {
-				t.Errorf("stopped VM's domain is %s", s)
-			}
-			r.act(vm.ID, store.OpStart)
-			r.waitState(vm.ID, store.VMRunning)
-			r.act(vm.ID, store.OpReboot)
-			r.act2Done(vm.ID, store.OpReboot)
-			r.act(vm.ID, store.OpRebuild)
-			r.act2Done(vm.ID, store.OpRebuild)
-			if d := r.waitState(vm.ID, store.VMRunning); d.IP != "192.0.2.10" {
-				t.Errorf("rebuild changed the address to %s", d.IP)
-			}
-
-			// Day two: a bigger plan, then another image; both keep the
-			// name and address.
-			if _, err := r.st.ResizeVM(ctx, r.actor, r.tenant.ID, vm.ID, "small"); err != nil {
-				t.Fatal(err)
-			}
-			r.act2Done(vm.ID, store.OpResize)
-			d = r.waitState(vm.ID, store.VMRunning)
-			if d.PlanName != "small" || d.MemoryMiB != 2048 || d.DiskGiB != 20 || d.IP != "192.0.2.10" {
-				t.Errorf("after resize: plan %s, %d MiB, %d GiB, ip %s", d.PlanName, d.MemoryMiB, d.DiskGiB, d.IP)
-			}
-			if s := r.domain(vm.ID); s != hypervisor.Running {
-				t.Errorf("resized VM's domain is %s", s)
-			}
-			if got, want := stepsSince(d, "resize"), []string{"resize", "stop", "disk", "define", "start"}; !slices.Equal(got, want) {
-				t.Errorf("resize timeline %v, want %v", got, want)
-			}
-			other := r.addImage("tiny-2", "another fibrix test image\n")
-			if _, err := r.st.RebuildVM(ctx, r.actor, r.tenant.ID, vm.ID, other.Name); err != nil {
-				t.Fatal(err)
-			}
-			r.act2Done(vm.ID, store.OpRebuild)
-			d = r.waitState(vm.ID, store.VMRunning)
-			if d.ImageName != "tiny-2" || d.Name != "web" || d.IP != "192.0.2.10" {
-				t.Errorf("after rebuild from another image: image %s, name %s, ip %s", d.ImageName, d.Name, d.IP)
-			}
-			if last := lastStep(d, "image"); last.Message != "Preparing the tiny-2 image" || last.State != store.StepDone {
-				t.Errorf("rebuild's image step: %+v", last)
-			}
-
-			// Drift: the domain is stopped behind Fibrix's back.
-			hv, _ := r.pool.Conn(ctx, r.host)
-			if err := hv.Destroy(ctx, "fibrix-"+vm.ID); err != nil {
-				t.Fatal(err)
-			}
-			d = r.waitState(vm.ID, store.VMStopped)
-			if last := d.Steps[len(d.Steps)-1]; last.Step != "drift" {
-				t.Errorf("last step %s, want drift", last.Step)
-			}
-
-			before, _ := r.st.GetHost(ctx, r.host.ID)
-			r.act(vm.ID, store.OpDelete)
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				if _, err := r.st.GetVM(ctx, "", vm.ID); err != nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("VM was not deleted")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			if s := r.domain(vm.ID); s != hypervisor.Absent {
-				t.Errorf("deleted VM's domain is %s", s)
-			}
-			after, _ := r.st.GetHost(ctx, r.host.ID)
-			if after.AllocMemoryMiB != before.AllocMemoryMiB-d.MemoryMiB || after.AllocMemoryMiB != 0 {
-				t.Errorf("host memory allocated %d → %d", before.AllocMemoryMiB, after.AllocMemoryMiB)
-			}
-			_, used, _ := r.st.QuotaUsage(ctx, r.tenant.ID)
-			if used.Instances != 0 {
-				t.Errorf("quota still counts %d instances", used.Instances)
-			}
-			// The address is free again: the next VM gets it.
-			vm2, err := r.st.CreateVM(ctx, r.actor, r.tenant.ID, store.VMOrder{Name: "web", Plan: "nano", Image: "tiny", SSHKeys: []string{r.key.ID}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := r.waitState(vm2.ID, store.VMRunning); d.IP != "192.0.2.10" {
-				t.Errorf("address after release: %s", d.IP)
-			}
-			entries, _, _ := r.st.ListAudit(ctx, store.AuditFilter{TenantID: r.tenant.ID, Action: "vm.erased"}, store.Page{})
-			if len(entries) != 1 {
-				t.Errorf("vm.erased audit entries: %d", len(entries))
-			}
-		})
+		t.Run(name, func(t *testing.T) { fn(t, newRig(t, url(t))) })
 	}
+}
+
+func TestLifecycleOnTestDriver(t *testing.T) {
+	eachRig(t, func(t *testing.T, r *rig) {
+		ctx := context.Background()
+		vm, err := r.st.CreateVM(ctx, r.actor, r.tenant.ID, store.VMOrder{Name: "web", Plan: "nano", Image: "tiny", SSHKeys: []string{r.key.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := r.waitState(vm.ID, store.VMRunning)
+		if d.IP != "192.0.2.10" || d.MAC == "" || d.MetadataToken == "" {
+			t.Errorf("running VM: ip %q mac %q token set %v", d.IP, d.MAC, d.MetadataToken != "")
+		}
+		if s := r.domain(vm.ID); s != hypervisor.Running {
+			t.Errorf("domain is %s", s)
+		}
+		var steps []string
+		for _, s := range d.Steps {
+			if s.State != store.StepDone {
+				t.Errorf("step %s is %s: %s", s.Step, s.State, s.Detail)
+			}
+			steps = append(steps, s.Step)
+		}
+		t.Logf("timeline: %v", steps)
+
+		r.act(vm.ID, store.OpStop)
+		r.waitState(vm.ID, store.VMStopped)
+		if s := r.domain(vm.ID); s.Active() {
+			t.Errorf("stopped VM's domain is %s", s)
+		}
+		r.act(vm.ID, store.OpStart)
+		r.waitState(vm.ID, store.VMRunning)
+		r.act(vm.ID, store.OpReboot)
+		r.act2Done(vm.ID, store.OpReboot)
+		r.act(vm.ID, store.OpRebuild)
+		r.act2Done(vm.ID, store.OpRebuild)
+		if d := r.waitState(vm.ID, store.VMRunning); d.IP != "192.0.2.10" {
+			t.Errorf("rebuild changed the address to %s", d.IP)
+		}
+
+		// Day two: a bigger plan, then another image; both keep the
+		// name and address.
+		if _, err := r.st.ResizeVM(ctx, r.actor, r.tenant.ID, vm.ID, "small"); err != nil {
+			t.Fatal(err)
+		}
+		r.act2Done(vm.ID, store.OpResize)
+		d = r.waitState(vm.ID, store.VMRunning)
+		if d.PlanName != "small" || d.MemoryMiB != 2048 || d.DiskGiB != 20 || d.IP != "192.0.2.10" {
+			t.Errorf("after resize: plan %s, %d MiB, %d GiB, ip %s", d.PlanName, d.MemoryMiB, d.DiskGiB, d.IP)
+		}
+		if s := r.domain(vm.ID); s != hypervisor.Running {
+			t.Errorf("resized VM's domain is %s", s)
+		}
+		if got, want := stepsSince(d, "resize"), []string{"resize", "stop", "disk", "define", "start"}; !slices.Equal(got, want) {
+			t.Errorf("resize timeline %v, want %v", got, want)
+		}
+		other := r.addImage("tiny-2", "another fibrix test image\n")
+		if _, err := r.st.RebuildVM(ctx, r.actor, r.tenant.ID, vm.ID, other.Name); err != nil {
+			t.Fatal(err)
+		}
+		r.act2Done(vm.ID, store.OpRebuild)
+		d = r.waitState(vm.ID, store.VMRunning)
+		if d.ImageName != "tiny-2" || d.Name != "web" || d.IP != "192.0.2.10" {
+			t.Errorf("after rebuild from another image: image %s, name %s, ip %s", d.ImageName, d.Name, d.IP)
+		}
+		if last := lastStep(d, "image"); last.Message != "Preparing the tiny-2 image" || last.State != store.StepDone {
+			t.Errorf("rebuild's image step: %+v", last)
+		}
+
+		// Drift: the domain is stopped behind Fibrix's back.
+		hv, _ := r.pool.Conn(ctx, r.host)
+		if err := hv.Destroy(ctx, "fibrix-"+vm.ID); err != nil {
+			t.Fatal(err)
+		}
+		d = r.waitState(vm.ID, store.VMStopped)
+		if last := d.Steps[len(d.Steps)-1]; last.Step != "drift" {
+			t.Errorf("last step %s, want drift", last.Step)
+		}
+
+		before, _ := r.st.GetHost(ctx, r.host.ID)
+		r.act(vm.ID, store.OpDelete)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, err := r.st.GetVM(ctx, "", vm.ID); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("VM was not deleted")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if s := r.domain(vm.ID); s != hypervisor.Absent {
+			t.Errorf("deleted VM's domain is %s", s)
+		}
+		after, _ := r.st.GetHost(ctx, r.host.ID)
+		if after.AllocMemoryMiB != before.AllocMemoryMiB-d.MemoryMiB || after.AllocMemoryMiB != 0 {
+			t.Errorf("host memory allocated %d → %d", before.AllocMemoryMiB, after.AllocMemoryMiB)
+		}
+		_, used, _ := r.st.QuotaUsage(ctx, r.tenant.ID)
+		if used.Instances != 0 {
+			t.Errorf("quota still counts %d instances", used.Instances)
+		}
+		// The address is free again: the next VM gets it.
+		vm2, err := r.st.CreateVM(ctx, r.actor, r.tenant.ID, store.VMOrder{Name: "web", Plan: "nano", Image: "tiny", SSHKeys: []string{r.key.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := r.waitState(vm2.ID, store.VMRunning); d.IP != "192.0.2.10" {
+			t.Errorf("address after release: %s", d.IP)
+		}
+		entries, _, _ := r.st.ListAudit(ctx, store.AuditFilter{TenantID: r.tenant.ID, Action: "vm.erased"}, store.Page{})
+		if len(entries) != 1 {
+			t.Errorf("vm.erased audit entries: %d", len(entries))
+		}
+	})
 }
 
 // act2Done waits until the VM's newest operation of type op has finished.
