@@ -131,13 +131,25 @@ func e2eRescue(t *testing.T, g *e2eGuest, wsURL string) {
 	}
 	defer ws.Close()
 	con := newConsoleReader(t, ws)
-	// getty may ask before cloud-init has set the password on the way up;
-	// a refused login is tried again until the deadline.
-	deadline := time.Now().Add(4 * time.Minute)
+	// The reboot operation is done once the guest was told to reboot: the
+	// old system may still show its prompt while it shuts down, so the
+	// login waits for the new kernel to start. getty may also ask before
+	// cloud-init has set the password on the way up; a login that gets no
+	// password prompt or is refused is tried again until the deadline.
+	if con.tryAny([]string{"Run /init as init process"}, 3*time.Minute) == "" {
+		t.Logf("no kernel start seen on the console since the reset; logging in anyway")
+	}
+	deadline := time.Now().Add(5 * time.Minute)
 	for attempt := 1; ; attempt++ {
 		con.expect("login:", time.Until(deadline), true)
 		con.send("debian\r")
-		con.expect("Password:", 30*time.Second, false)
+		if con.tryAny([]string{"Password:"}, 30*time.Second) == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("no password prompt on the console after %d logins; it showed:\n%s", attempt, lastLines(con.seen.String(), 20))
+			}
+			t.Logf("login attempt %d got no password prompt; trying again", attempt)
+			continue
+		}
 		con.send(reset.Password + "\r")
 		if got := con.expectAny([]string{"$ ", "Login incorrect"}, time.Minute); got == "$ " {
 			t.Logf("console login with the reset password after %v (attempt %d)", time.Since(start).Round(time.Second), attempt)
@@ -228,6 +240,16 @@ func (c *consoleReader) expect(want string, within time.Duration, poke bool) {
 // expectAny waits for the first of wants to arrive and returns it.
 func (c *consoleReader) expectAny(wants []string, within time.Duration) string {
 	c.t.Helper()
+	got := c.tryAny(wants, within)
+	if got == "" {
+		c.t.Fatalf("none of %q on the console within %v; it showed:\n%s", wants, within, lastLines(c.seen.String(), 20))
+	}
+	return got
+}
+
+// tryAny is expectAny that returns "" when none of wants arrives within.
+func (c *consoleReader) tryAny(wants []string, within time.Duration) string {
+	c.t.Helper()
 	deadline := time.After(within)
 	for {
 		rest := c.seen.String()[c.from:]
@@ -248,7 +270,7 @@ func (c *consoleReader) expectAny(wants []string, within time.Duration) string {
 			}
 			c.seen.Write(msg)
 		case <-deadline:
-			c.t.Fatalf("none of %q on the console within %v; it showed:\n%s", wants, within, lastLines(c.seen.String(), 20))
+			return ""
 		}
 	}
 }

@@ -19,7 +19,8 @@ func e2eSnapshots(t *testing.T, g *e2eGuest) {
 		Operation struct{ ID string }
 	}
 	path := "/vms/" + g.vmID + "/snapshots"
-	g.ssh(t, "true", time.Minute)
+	// The guest may still be booting from the step before.
+	g.ssh(t, "true", 4*time.Minute)
 	start := time.Now()
 	g.cust.must("POST", path, map[string]any{"name": "e2e-before"}, &taken, 202)
 	g.wait(t, taken.Operation.ID)
