@@ -34,9 +34,10 @@ func e2eConsole(t *testing.T, g *e2eGuest) {
 		}
 		t.Fatalf("open the console: %v (status %d)", err, status)
 	}
-	seen := readUntil(t, ws, "login:", 90*time.Second)
+	first := newConsoleReader(t, ws)
+	first.expect("login:", 90*time.Second, true)
 	ws.Close()
-	t.Logf("WebSocket: login prompt after %v:\n%s", time.Since(start).Round(time.Millisecond), lastLines(seen, 3))
+	t.Logf("WebSocket: login prompt after %v:\n%s", time.Since(start).Round(time.Millisecond), lastLines(first.seen.String(), 3))
 
 	// The session is in the tenant's activity log, opened and closed.
 	waitAudit(t, g, "vm.console_closed")
@@ -136,14 +137,14 @@ func e2eRescue(t *testing.T, g *e2eGuest, wsURL string) {
 	// login waits for the new kernel to start. getty may also ask before
 	// cloud-init has set the password on the way up; a login that gets no
 	// password prompt or is refused is tried again until the deadline.
-	if con.tryAny([]string{"Run /init as init process"}, 3*time.Minute) == "" {
+	if con.wait([]string{"Run /init as init process"}, 3*time.Minute, false) == "" {
 		t.Logf("no kernel start seen on the console since the reset; logging in anyway")
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for attempt := 1; ; attempt++ {
 		con.expect("login:", time.Until(deadline), true)
 		con.send("debian\r")
-		if con.tryAny([]string{"Password:"}, 30*time.Second) == "" {
+		if con.wait([]string{"Password:"}, 30*time.Second, false) == "" {
 			if time.Now().After(deadline) {
 				t.Fatalf("no password prompt on the console after %d logins; it showed:\n%s", attempt, lastLines(con.seen.String(), 20))
 			}
@@ -210,46 +211,30 @@ func (c *consoleReader) send(s string) {
 // Enter every few seconds meanwhile, so getty prints its prompt again.
 func (c *consoleReader) expect(want string, within time.Duration, poke bool) {
 	c.t.Helper()
-	if poke {
-		c.send("\r")
-	}
-	enter := time.NewTicker(3 * time.Second)
-	defer enter.Stop()
-	deadline := time.After(within)
-	for {
-		if i := strings.Index(c.seen.String()[c.from:], want); i >= 0 {
-			c.from += i + len(want)
-			return
-		}
-		select {
-		case msg, ok := <-c.msgs:
-			if !ok {
-				c.t.Fatalf("console closed: %v; it showed:\n%s", <-c.errc, lastLines(c.seen.String(), 20))
-			}
-			c.seen.Write(msg)
-		case <-enter.C:
-			if poke {
-				c.send("\r")
-			}
-		case <-deadline:
-			c.t.Fatalf("no %q on the console within %v; it showed:\n%s", want, within, lastLines(c.seen.String(), 20))
-		}
+	if c.wait([]string{want}, within, poke) == "" {
+		c.t.Fatalf("no %q on the console within %v; it showed:\n%s", want, within, lastLines(c.seen.String(), 20))
 	}
 }
 
 // expectAny waits for the first of wants to arrive and returns it.
 func (c *consoleReader) expectAny(wants []string, within time.Duration) string {
 	c.t.Helper()
-	got := c.tryAny(wants, within)
+	got := c.wait(wants, within, false)
 	if got == "" {
 		c.t.Fatalf("none of %q on the console within %v; it showed:\n%s", wants, within, lastLines(c.seen.String(), 20))
 	}
 	return got
 }
 
-// tryAny is expectAny that returns "" when none of wants arrives within.
-func (c *consoleReader) tryAny(wants []string, within time.Duration) string {
+// wait returns the first of wants to arrive after the last match, or ""
+// when none does within; poke presses Enter every few seconds meanwhile.
+func (c *consoleReader) wait(wants []string, within time.Duration, poke bool) string {
 	c.t.Helper()
+	if poke {
+		c.send("\r")
+	}
+	enter := time.NewTicker(3 * time.Second)
+	defer enter.Stop()
 	deadline := time.After(within)
 	for {
 		rest := c.seen.String()[c.from:]
@@ -269,53 +254,14 @@ func (c *consoleReader) tryAny(wants []string, within time.Duration) string {
 				c.t.Fatalf("console closed: %v; it showed:\n%s", <-c.errc, lastLines(c.seen.String(), 20))
 			}
 			c.seen.Write(msg)
+		case <-enter.C:
+			if poke {
+				c.send("\r")
+			}
 		case <-deadline:
 			return ""
 		}
 	}
-}
-
-// readUntil reads console output from ws until it contains want, pressing
-// Enter every few seconds so getty prints its prompt again. (A read
-// deadline would break the connection, so one goroutine reads.)
-func readUntil(t *testing.T, ws *websocket.Conn, want string, within time.Duration) string {
-	t.Helper()
-	msgs := make(chan []byte, 64)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			_, msg, err := ws.ReadMessage()
-			if err != nil {
-				errc <- err
-				close(msgs)
-				return
-			}
-			msgs <- msg
-		}
-	}()
-	var seen strings.Builder
-	deadline := time.After(within)
-	enter := time.NewTicker(3 * time.Second)
-	defer enter.Stop()
-	if err := ws.WriteMessage(websocket.BinaryMessage, []byte("\r")); err != nil {
-		t.Fatalf("type into the console: %v", err)
-	}
-	for !strings.Contains(seen.String(), want) {
-		select {
-		case msg, ok := <-msgs:
-			if !ok {
-				t.Fatalf("console closed: %v; it showed:\n%s", <-errc, lastLines(seen.String(), 20))
-			}
-			seen.Write(msg)
-		case <-enter.C:
-			if err := ws.WriteMessage(websocket.BinaryMessage, []byte("\r")); err != nil {
-				t.Fatalf("type into the console: %v", err)
-			}
-		case <-deadline:
-			t.Fatalf("no %q on the console within %v; it showed:\n%s", want, within, lastLines(seen.String(), 20))
-		}
-	}
-	return seen.String()
 }
 
 // waitAudit waits for an entry with action in the customer's activity log.
