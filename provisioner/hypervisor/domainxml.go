@@ -100,6 +100,13 @@ func xmlText(s string) bool {
 	return true
 }
 
+// diskTarget is the guest's disk device; guestAgentChannel the name of
+// the virtio channel qemu-guest-agent listens on.
+const (
+	diskTarget        = "vda"
+	guestAgentChannel = "org.qemu.guest_agent.0"
+)
+
 // DomainXML renders the libvirt domain definition of a spec.
 func DomainXML(s DomainSpec) ([]byte, error) {
 	if err := s.Validate(); err != nil {
@@ -140,7 +147,7 @@ func DomainXML(s DomainSpec) ([]byte, error) {
 			Device: "disk",
 			Driver: xDriver{Name: "qemu", Type: "qcow2", Discard: "unmap"},
 			Source: xSource{File: s.DiskPath},
-			Target: xTarget{Dev: "vda", Bus: "virtio"},
+			Target: xTarget{Dev: diskTarget, Bus: "virtio"},
 		})
 	}
 	if s.Bridge != "" {
@@ -158,6 +165,9 @@ func DomainXML(s DomainSpec) ([]byte, error) {
 	}
 	dev.Serials = []xChar{serial}
 	dev.Consoles = []xChar{{Type: "pty", Target: &xCharTarget{Type: "serial", Port: "0"}}}
+	// The guest agent's channel: a guest running qemu-guest-agent lets
+	// snapshots freeze its file systems (libvirt picks the socket's path).
+	dev.Channels = []xChannel{{Type: "unix", Target: xChannelTarget{Type: "virtio", Name: guestAgentChannel}}}
 	// Guests generate SSH host keys on first boot: give them entropy.
 	dev.RNG = &xRNG{Model: "virtio", Backend: xRNGBackend{Model: "random", Value: "/dev/urandom"}}
 	dev.MemBalloon = &xModel{Model: "virtio"}
@@ -244,6 +254,7 @@ type xDevices struct {
 	Interfaces []xInterface `xml:"interface"`
 	Serials    []xChar      `xml:"serial"`
 	Consoles   []xChar      `xml:"console"`
+	Channels   []xChannel   `xml:"channel"`
 	RNG        *xRNG        `xml:"rng"`
 	MemBalloon *xModel      `xml:"memballoon"`
 }
@@ -289,6 +300,16 @@ type xIfSource struct {
 type xModel struct {
 	Type  string `xml:"type,attr,omitempty"`
 	Model string `xml:"model,attr,omitempty"`
+}
+
+type xChannel struct {
+	Type   string         `xml:"type,attr"`
+	Target xChannelTarget `xml:"target"`
+}
+
+type xChannelTarget struct {
+	Type string `xml:"type,attr"`
+	Name string `xml:"name,attr"`
 }
 
 type xChar struct {
