@@ -324,7 +324,7 @@ func openAPIDocument(version string) oaObj {
 			"state":       oaEnum(store.SnapshotCreating, store.SnapshotReady, store.SnapshotRestoring, store.SnapshotDeleting, store.SnapshotError),
 			"size_bytes":  oaObj{"type": "integer", "format": "int64", "description": "bytes the snapshot takes on its host; 0 until ready"},
 			"quota_gib":   oaObj{"type": "integer", "format": "int64", "description": "GiB counted against the snapshot quota: the VM's disk size while being taken, then the real size rounded up"},
-			"consistency": oaObj{"type": "string", "description": "how the guest was when its disk was copied: stopped (shut down cleanly for the copy); empty until ready"},
+			"consistency": oaObj{"type": "string", "description": "how the guest was when its disk was copied: frozen (running, file systems frozen by the guest agent), crash-consistent (running, no agent answered: as after a power cut) or stopped (shut down, or shut down for the copy on a host that cannot copy a running disk); empty until ready"},
 			"message":     oaString(), "created_at": oaTime(), "ready_at": oaTimeNull()}),
 		"SnapshotCreate": oaObject(oaObj{"name": oaObj{"type": "string", "description": "1-63 letters, digits, dots, dashes or underscores, unique among the VM's snapshots"}}),
 		"SnapshotTaken":  oaObject(oaObj{"snapshot": oaRef("Snapshot"), "operation": oaRef("Operation")}),

@@ -44,7 +44,7 @@ func TestVMDetailSnapshots(t *testing.T) {
 	}
 	sid := snaps[0].ID
 	settleVM(t, sh.e, id)
-	if err := sh.e.st.SnapshotTaken(ctx, sid, 812<<20, store.ConsistencyStopped); err != nil {
+	if err := sh.e.st.SnapshotTaken(ctx, sid, 812<<20, store.ConsistencyFrozen); err != nil {
 		t.Fatal(err)
 	}
 	_, doc = sh.owner.get(page)
@@ -52,6 +52,9 @@ func TestVMDetailSnapshots(t *testing.T) {
 	if row.Length() != 1 || row.Find(`[data-testid=vm-snapshot-name]`).Text() != "nightly" ||
 		row.Find(`[data-testid=vm-snapshot-size]`).Text() != "812 MiB" || strings.TrimSpace(row.Find(`[data-testid=vm-snapshot-state]`).Text()) != "ready" {
 		t.Errorf("snapshot row %q", row.Text())
+	}
+	if c := row.Find(`[data-testid=vm-snapshot-consistency]`).Text(); c != "while running, file systems frozen by the guest agent" {
+		t.Errorf("snapshot consistency shown as %q", c)
 	}
 	if row.Find(`details[data-testid=vm-snapshot-restore] button`).Length() != 1 || row.Find(`details[data-testid=vm-snapshot-delete] button`).Length() != 1 {
 		t.Error("restore and delete are not behind a second click")

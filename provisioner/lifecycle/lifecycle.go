@@ -29,6 +29,7 @@ type Hypervisor interface {
 	DeleteDisk(ctx context.Context, pool, name string) (bool, error)
 	CopyVolume(ctx context.Context, pool, src, dst string) (int64, error)
 	ReplaceVolume(ctx context.Context, pool, src, dst string) error
+	LiveSnapshot(ctx context.Context, domain, pool, disk, dst string) (hypervisor.LiveCopy, error)
 	Define(ctx context.Context, spec hypervisor.DomainSpec) error
 	State(ctx context.Context, name string) (hypervisor.DomainState, error)
 	Start(ctx context.Context, name string) error

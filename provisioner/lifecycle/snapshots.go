@@ -5,17 +5,21 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fibrixcloud/fibrix/provisioner/engine"
 	"github.com/fibrixcloud/fibrix/provisioner/hypervisor"
 	"github.com/fibrixcloud/fibrix/provisioner/store"
 )
 
 // Snapshots of a VM's disk, kept as volumes in its host's pool. A running
-// guest is shut down (ACPI, forced off after the timeout) while its disk
-// is copied and started again afterwards: QEMU holds a running guest's
-// image locked, and a guest that shut down cleanly leaves a disk that is
-// consistent, not merely crash-consistent. Every step can run again: a
-// copy replaces an earlier partial one, and a restore copies from the
-// snapshot, which it never changes.
+// guest keeps running while its disk is copied: QEMU's backup job copies
+// the disk as it was when the snapshot began, with the file systems frozen
+// for that moment when the guest agent answers (crash-consistent
+// otherwise). On a host that cannot copy a running guest's disk, the guest
+// is shut down (ACPI, forced off after the timeout) for the copy and
+// started again. A stopped VM's disk is simply copied. A restore needs the
+// guest off: its disk is replaced. Every step can run again: a copy
+// replaces an earlier partial one, and a restore copies from the snapshot,
+// which it never changes.
 
 // snapshotOp carries out a take, restore or delete of one snapshot and
 // returns the VM's new state.
@@ -37,7 +41,11 @@ func (r *Reconciler) snapshotOp(ctx context.Context, p *pass, op store.Operation
 			return r.st.SnapshotGone(ctx, snap.ID)
 		})
 	case store.OpSnapshot:
-		wasActive, err := r.stopFor(ctx, p, "Shutting down the VM for snapshot "+snap.Name)
+		done, why, err := r.liveSnapshot(ctx, p, snap)
+		if err != nil || done {
+			return "", err
+		}
+		wasActive, err := r.stopFor(ctx, p, "Shutting down the VM for snapshot "+snap.Name+why)
 		if err != nil {
 			return "", err
 		}
@@ -65,6 +73,46 @@ func (r *Reconciler) snapshotOp(ctx context.Context, p *pass, op store.Operation
 		return r.startAgain(ctx, p, p.vm.DesiredState == store.VMRunning)
 	}
 	return "", fmt.Errorf("unknown snapshot operation %q", op.Type)
+}
+
+// liveSnapshot takes a snapshot of a running guest's disk without stopping
+// it. It reports false, with nothing done, when the guest is not running
+// or its host cannot copy a running guest's disk (why says so, for the
+// next step's message): the caller copies the disk with the guest off.
+func (r *Reconciler) liveSnapshot(ctx context.Context, p *pass, snap store.Snapshot) (done bool, why string, err error) {
+	name := domainName(p.vm.ID)
+	s, err := p.hv.State(ctx, name)
+	if err != nil {
+		return false, "", &engine.StepError{Step: "observe", Err: err}
+	}
+	if !s.Active() {
+		return false, "", nil
+	}
+	live := true
+	err = r.step(ctx, p, "snapshot", "Copying the running VM's disk into snapshot "+snap.Name, func(ctx context.Context) error {
+		c, err := p.hv.LiveSnapshot(ctx, name, p.host.StoragePool, diskName(p.vm.ID), snap.Volume)
+		switch {
+		case errors.Is(err, hypervisor.ErrLiveUnsupported), errors.Is(err, hypervisor.ErrNotRunning):
+			// The guest stopped meanwhile, or the host's libvirt or QEMU
+			// has no backup job: copy it with the guest off.
+			p.log.Info("snapshot copied with the guest off", "snapshot", snap.ID, "reason", err)
+			live = false
+			if errors.Is(err, hypervisor.ErrLiveUnsupported) {
+				why = ": its host cannot copy a running VM's disk"
+			}
+			return nil
+		case err != nil:
+			return err
+		}
+		consistency := store.ConsistencyCrash
+		if c.Frozen {
+			consistency = store.ConsistencyFrozen
+		} else if c.FreezeError != "" {
+			p.log.Info("snapshot taken crash-consistent", "snapshot", snap.ID, "reason", c.FreezeError)
+		}
+		return r.st.SnapshotTaken(ctx, snap.ID, c.SizeBytes, consistency)
+	})
+	return live && err == nil, why, err
 }
 
 // stopFor shuts the guest down for a disk copy and reports whether it was running.

@@ -30,9 +30,13 @@ const (
 
 // Snapshot consistencies: how the guest was when its disk was copied.
 const (
-	// ConsistencyCrash is a copy of a paused (or stopped) guest's disk: what
-	// a power cut would leave, which journaling file systems recover from.
+	// ConsistencyCrash is a copy of a running guest's disk at one moment:
+	// what a power cut would leave, which journaling file systems recover
+	// from.
 	ConsistencyCrash = "crash-consistent"
+	// ConsistencyFrozen is a copy of a running guest's disk taken while
+	// its guest agent had frozen the file systems: they are clean.
+	ConsistencyFrozen = "frozen"
 	// ConsistencyStopped is a copy of a guest that was shut down.
 	ConsistencyStopped = "stopped"
 )
