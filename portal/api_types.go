@@ -79,23 +79,26 @@ type refJSON struct {
 }
 
 type vmJSON struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name"`
-	State         string    `json:"state"`
-	DesiredState  string    `json:"desired_state"`
-	Plan          refJSON   `json:"plan"`
-	Image         refJSON   `json:"image"`
-	VCPUs         int64     `json:"vcpus"`
-	MemoryMiB     int64     `json:"memory_mib"`
-	DiskGiB       int64     `json:"disk_gib"`
-	IP            string    `json:"ip"`
-	DNSName       string    `json:"dns_name"`
-	SSHKeys       []string  `json:"ssh_keys"`
-	UserDataBytes int       `json:"user_data_bytes"`
-	LastError     string    `json:"last_error"`
-	CreatedBy     string    `json:"created_by"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ID            string   `json:"id"`
+	Name          string   `json:"name"`
+	State         string   `json:"state"`
+	DesiredState  string   `json:"desired_state"`
+	Plan          refJSON  `json:"plan"`
+	Image         refJSON  `json:"image"`
+	VCPUs         int64    `json:"vcpus"`
+	MemoryMiB     int64    `json:"memory_mib"`
+	DiskGiB       int64    `json:"disk_gib"`
+	IP            string   `json:"ip"`
+	DNSName       string   `json:"dns_name"`
+	SSHKeys       []string `json:"ssh_keys"`
+	UserDataBytes int      `json:"user_data_bytes"`
+	LastError     string   `json:"last_error"`
+	// SourceSnapshotID is the snapshot the VM's disk was first copied
+	// from; empty for a VM made from an image.
+	SourceSnapshotID string    `json:"source_snapshot_id"`
+	CreatedBy        string    `json:"created_by"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // toVMJSON describes a VM; the caller fills dns_name, which needs the
@@ -107,7 +110,7 @@ func toVMJSON(v store.VMSummary, keys []string) vmJSON {
 	return vmJSON{ID: v.ID, Name: v.Name, State: v.State, DesiredState: v.DesiredState,
 		Plan: refJSON{ID: v.PlanID, Name: v.PlanName}, Image: refJSON{ID: v.ImageID, Name: v.ImageName},
 		VCPUs: v.VCPUs, MemoryMiB: v.MemoryMiB, DiskGiB: v.DiskGiB, IP: v.IP, SSHKeys: keys,
-		UserDataBytes: len(v.UserData), LastError: v.LastError, CreatedBy: v.CreatedBy,
+		UserDataBytes: len(v.UserData), LastError: v.LastError, SourceSnapshotID: v.SourceSnapshotID, CreatedBy: v.CreatedBy,
 		CreatedAt: utc(v.CreatedAt), UpdatedAt: utc(v.UpdatedAt)}
 }
 

@@ -188,6 +188,9 @@ func TestVMConsoleAccess(t *testing.T) {
 	if res.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("console page Cache-Control %q", res.Header.Get("Cache-Control"))
 	}
+	if txt := doc.Text(); !strings.Contains(txt, "closes after 15 minutes without typing") {
+		t.Errorf("console page does not state the idle timeout for a person:\n%s", txt)
+	}
 	_, doc = b.get("/vms/" + vm)
 	if doc.Find(`[data-testid=vm-console-link]`).AttrOr("href", "") != "/vms/"+vm+"/console" {
 		t.Error("the VM page does not link to the console")
@@ -321,6 +324,17 @@ func waitFor(t *testing.T, cond func() bool) {
 	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not met within 5 s")
+		}
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		15 * time.Minute: "15 minutes", time.Hour + 30*time.Minute: "1 hour 30 minutes", 45 * time.Second: "45 seconds",
+		time.Minute + 1500*time.Millisecond: "1 minute 1 second", 2 * time.Hour: "2 hours", 0: "0 seconds", 300 * time.Millisecond: "0 seconds",
+	} {
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -69,8 +69,11 @@ func TestAPIVMCreateFromSnapshot(t *testing.T) {
 	}
 
 	vm := e.want(http.StatusCreated, "POST", "/api/v1/vms", tok, body("small", map[string]any{"snapshot": sid}))
-	if vm["state"] != store.VMPending || obj(vm["image"])["name"] != "debian-12" {
+	if vm["state"] != store.VMPending || obj(vm["image"])["name"] != "debian-12" || vm["source_snapshot_id"] != sid {
 		t.Errorf("VM from a snapshot: %v", vm)
+	}
+	if got := e.want(http.StatusOK, "GET", "/api/v1/vms/"+id, tok, nil); got["source_snapshot_id"] != "" {
+		t.Errorf("VM from an image has source_snapshot_id %v", got["source_snapshot_id"])
 	}
 	// Another tenant cannot see it.
 	e.wantErr(http.StatusNotFound, "not_found", "", "GET", "/api/v1/vms/"+vm["id"].(string), other, nil)

@@ -185,7 +185,8 @@ func openAPIDocument(version string) oaObj {
 		"id": oaString(), "name": oaString(), "state": oaString(), "desired_state": oaString(),
 		"plan": ref, "image": ref, "vcpus": oaInt(), "memory_mib": oaInt(), "disk_gib": oaInt(),
 		"ip": oaString(), "dns_name": oaString(), "ssh_keys": oaArray(oaString()), "user_data_bytes": oaInt(),
-		"last_error": oaString(), "created_by": oaString(), "created_at": oaTime(), "updated_at": oaTime(),
+		"source_snapshot_id": oaObj{"type": "string", "description": "the snapshot the VM's disk was copied from when it was made; empty for a VM made from an image"},
+		"last_error":         oaString(), "created_by": oaString(), "created_at": oaTime(), "updated_at": oaTime(),
 	}
 	user := oaObj{"id": oaString(), "email": oaString(), "role": oaString(), "staff": oaBool(), "created_at": oaTime(), "last_login_at": oaTimeNull(), "two_factor": oaBool()}
 	tenant := oaObj{

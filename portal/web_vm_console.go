@@ -1,6 +1,10 @@
 package portal
 
 import (
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fibrixcloud/fibrix/provisioner/store"
@@ -25,6 +29,30 @@ func (s *Server) webVMConsole(c *fiber.Ctx) error {
 	return s.render(c, views.VMConsole(views.VMConsoleView{
 		Page:        s.page(c, "Console of "+vm.Name, "vms"),
 		VM:          views.VMInfo{ID: vm.ID, Name: vm.Name, State: vm.State},
-		IdleTimeout: s.cfg.ConsoleIdle.String(),
+		IdleTimeout: humanDuration(s.cfg.ConsoleIdle),
 	}))
+}
+
+// humanDuration writes d for a person: "15 minutes", "1 hour 30 minutes",
+// "45 seconds" (whole seconds; what is below a second is dropped).
+func humanDuration(d time.Duration) string {
+	d = d.Truncate(time.Second)
+	if d <= 0 {
+		return "0 seconds"
+	}
+	var parts []string
+	for _, u := range []struct {
+		size time.Duration
+		name string
+	}{{time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		n := d / u.size
+		d -= n * u.size
+		switch {
+		case n == 1:
+			parts = append(parts, "1 "+u.name)
+		case n > 1:
+			parts = append(parts, strconv.FormatInt(int64(n), 10)+" "+u.name+"s")
+		}
+	}
+	return strings.Join(parts, " ")
 }

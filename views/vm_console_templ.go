@@ -12,7 +12,7 @@ import templruntime "github.com/a-h/templ/runtime"
 type VMConsoleView struct {
 	Page Page
 	VM   VMInfo
-	// IdleTimeout is how long a session lasts without input, e.g. "15m0s".
+	// IdleTimeout is how long a session lasts without input, e.g. "15 minutes".
 	IdleTimeout string
 }
 

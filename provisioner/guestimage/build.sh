@@ -367,7 +367,7 @@ unshare --mount --propagation private \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
 	--dpkgopt='path-include=/usr/share/locale/locale.alias' \
 	--dpkgopt='path-exclude=/usr/share/lintian/*' \
-	--include=systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,openssh-server,cloud-init,ifupdown,isc-dhcp-client,iproute2,netbase,resolvconf,sudo,e2fsprogs,cloud-guest-utils \
+	--include=systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,openssh-server,cloud-init,ifupdown,isc-dhcp-client,iproute2,netbase,resolvconf,sudo,e2fsprogs,cloud-guest-utils,qemu-guest-agent \
 	--setup-hook="$setup_hook" \
 	--customize-hook="$grub_hook" \
 	--customize-hook="$kvm_hook" \
