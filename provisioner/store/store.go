@@ -41,6 +41,8 @@ type Store struct {
 
 	ledger *hostLedger // placement's copy of the hosts' capacity
 
+	catalog catalogCache // plans, prices and billing settings for pages
+
 	clock func() time.Time // billing's clock; nil is the wall clock
 }
 
@@ -101,7 +103,10 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		sqlDB.SetMaxOpenConns(50)
 		sqlDB.SetMaxIdleConns(50)
 	} else {
-		sqlDB.SetMaxIdleConns(32)
+		// Opening a SQLite connection parses the schema again: under a
+		// burst of readers (200 portal users at once) a small idle pool
+		// closes and reopens connections all the time.
+		sqlDB.SetMaxIdleConns(128)
 	}
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sqlDB.PingContext(ctx); err != nil {
