@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -116,9 +117,17 @@ func (s *Store) MeterMonth(ctx context.Context, month string, until time.Time) (
 func meterResource(recs []UsageRecord, book priceBook, month string, start, until time.Time, hours int) []UsageTotal {
 	const running, stopped = 1, 2
 	marks := make([]uint8, hours)
-	items := make([]string, hours) // a VM changes plan when resized: each hour bills its own
-	units := make([]int64, hours)  // a snapshot's GiB; 1 for anything else
+	// A VM changes plan when resized: each hour bills its own item, kept
+	// as an index into names (few, and no pointers for the collector).
+	items := make([]int32, hours)
+	var names []string
+	units := make([]int64, hours) // a snapshot's GiB; 1 for anything else
 	for _, r := range recs {
+		item := int32(slices.Index(names, r.Item))
+		if item < 0 {
+			item = int32(len(names))
+			names = append(names, r.Item)
+		}
 		from, to := r.StartedAt, until
 		if r.EndedAt != nil && r.EndedAt.Before(to) {
 			to = *r.EndedAt
@@ -137,7 +146,7 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 		last := int((to.Sub(start) - time.Microsecond) / time.Hour)
 		for h := first; h <= last && h < hours; h++ {
 			marks[h] |= flag
-			items[h] = r.Item
+			items[h] = item
 			units[h] = max(units[h], r.Units, 1)
 		}
 	}
@@ -157,8 +166,8 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 	var (
 		p       Price
 		priced  bool
-		pItem   string
-		pUntil  time.Time // zero: no later version
+		pItem   int32
+		pUntilH int // the first hour of the next version; hours: none
 		pLooked bool
 		cur     *line
 	)
@@ -166,20 +175,25 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 		if m == 0 {
 			continue
 		}
-		at := start.Add(time.Duration(h) * time.Hour)
-		if !pLooked || items[h] != pItem || (!pUntil.IsZero() && !at.Before(pUntil)) {
-			p, priced, pUntil = book.span(items[h], at)
-			pItem, pLooked, cur = items[h], true, nil
+		if !pLooked || items[h] != pItem || h >= pUntilH {
+			at := start.Add(time.Duration(h) * time.Hour)
+			var next time.Time // zero: no later version
+			p, priced, next = book.span(names[items[h]], at)
+			pItem, pLooked, cur, pUntilH = items[h], true, nil, hours
+			if !next.IsZero() {
+				// The first hour that does not start before the next version.
+				pUntilH = int((next.Sub(start) + time.Hour - 1) / time.Hour)
+			}
 		}
 		if m&running == 0 && priced && !p.BillStopped {
 			continue
 		}
 		if cur == nil {
-			key := items[h] + "/" + p.ID
+			key := names[items[h]] + "/" + p.ID
 			cur = byPrice[key]
 			if cur == nil {
 				cur = &line{t: &UsageTotal{Month: month, ResourceKind: last.ResourceKind, ResourceID: last.ResourceID, PriceID: p.ID,
-					TenantID: last.TenantID, ResourceName: last.ResourceName, Item: items[h], MeteredUntil: until}}
+					TenantID: last.TenantID, ResourceName: last.ResourceName, Item: names[items[h]], MeteredUntil: until}}
 				byPrice[key] = cur
 				order = append(order, cur)
 			}
