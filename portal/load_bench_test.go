@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"testing"
@@ -31,7 +33,12 @@ const (
 	loadTenants  = 1000
 	loadVMs      = 20
 	loadUsers    = 200
-	loadRequests = 20 // per user and iteration
+	loadRequests = 20 // per user and iteration, closed loop
+
+	// The open loop: each user sends one request a second on average, at
+	// random (Poisson) moments, for openLoopTime.
+	openLoopInterval = time.Second
+	openLoopTime     = 15 * time.Second
 )
 
 // loadUser is one signed-in owner: a browser session and an API session.
@@ -53,7 +60,20 @@ type loadEndpoint struct {
 // and drives loadUsers concurrent owners, each over its own keep-alive
 // connection from its own loopback address, against the portal on a real
 // listener. It reports the latency percentiles and throughput per
-// endpoint.
+// endpoint, twice:
+//
+//   - <endpoint>/closed-loop: every user sends its next request the moment
+//     the last one is answered (no think time), so the portal is saturated
+//     and latency is mostly queueing: this is the throughput figure.
+//   - <endpoint>/open-loop-1rps: every user sends one request a second on
+//     average at Poisson moments, whatever the answers (offered load
+//     loadUsers req/s); latency runs from the moment a request was due, so a
+//     slow answer delays and counts against the requests behind it. This is
+//     the latency a user sees at that load, not a saturation figure.
+//
+// The load generator runs in the same process on the same cores; its
+// goroutines carry the pprof label side=client, so that a -cpuprofile
+// tells its share (go tool pprof -tagfocus side=client).
 func BenchmarkLoad(b *testing.B) {
 	for _, db := range []struct {
 		name string
@@ -74,7 +94,8 @@ func BenchmarkLoad(b *testing.B) {
 			// when shutdown races with clients hanging up.
 			b.Cleanup(func() { waitIdle(b, e.srv) })
 			for _, ep := range loadEndpoints(e.srv) {
-				b.Run(ep.name, func(b *testing.B) { driveLoad(b, base, users, ep) })
+				b.Run(ep.name+"/closed-loop", func(b *testing.B) { driveLoad(b, base, users, ep, closedLoop) })
+				b.Run(ep.name+"/open-loop-1rps", func(b *testing.B) { driveLoad(b, base, users, ep, openLoop) })
 			}
 		})
 	}
@@ -126,9 +147,47 @@ func loadEndpoints(s *Server) []loadEndpoint {
 	}
 }
 
-// driveLoad runs b.N rounds in which every user sends loadRequests
-// requests one after another, all users at once.
-func driveLoad(b *testing.B, base string, users []loadUser, ep loadEndpoint) {
+// closedLoop sends loadRequests requests one after another, each as soon
+// as the last is answered; latency is each request's own.
+func closedLoop(send func() (time.Duration, error)) ([]time.Duration, error) {
+	var lat []time.Duration
+	for range loadRequests {
+		d, err := send()
+		if err != nil {
+			return lat, err
+		}
+		lat = append(lat, d)
+	}
+	return lat, nil
+}
+
+// openLoop sends requests at Poisson moments, one per openLoopInterval on
+// average, for openLoopTime. A request is sent when due or, if the user's
+// last request is still waiting, right after it; its latency runs from
+// when it was due.
+func openLoop(send func() (time.Duration, error)) ([]time.Duration, error) {
+	var lat []time.Duration
+	start := time.Now()
+	due := start
+	for {
+		due = due.Add(time.Duration(rand.ExpFloat64() * float64(openLoopInterval)))
+		if due.Sub(start) > openLoopTime {
+			return lat, nil
+		}
+		time.Sleep(time.Until(due))
+		late := max(time.Since(due), 0)
+		d, err := send()
+		if err != nil {
+			return lat, err
+		}
+		lat = append(lat, late+d)
+	}
+}
+
+// driveLoad runs b.N rounds in which every user sends requests as pattern
+// says, all users at once, and reports p50, p99 and the answers per second.
+func driveLoad(b *testing.B, base string, users []loadUser, ep loadEndpoint,
+	pattern func(send func() (time.Duration, error)) ([]time.Duration, error)) {
 	clients := make([]*http.Client, len(users))
 	for i, u := range users {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: u.addr}}
@@ -155,16 +214,19 @@ func driveLoad(b *testing.B, base string, users []loadUser, ep loadEndpoint) {
 		}
 		return d, body, err
 	}
+	client := pprof.Labels("side", "client")
 	// Warm up: connect every user and check the answer once.
 	var wg sync.WaitGroup
 	for i := range users {
 		wg.Go(func() {
-			_, body, err := send(i)
-			if err != nil {
-				b.Errorf("warm-up %s: %v", ep.name, err)
-				return
-			}
-			ep.check(b, users[i], body)
+			pprof.Do(context.Background(), client, func(context.Context) {
+				_, body, err := send(i)
+				if err != nil {
+					b.Errorf("warm-up %s: %v", ep.name, err)
+					return
+				}
+				ep.check(b, users[i], body)
+			})
 		})
 	}
 	wg.Wait()
@@ -177,14 +239,16 @@ func driveLoad(b *testing.B, base string, users []loadUser, ep loadEndpoint) {
 	for range b.N {
 		for i := range users {
 			wg.Go(func() {
-				for range loadRequests {
-					d, _, err := send(i)
+				pprof.Do(context.Background(), client, func(context.Context) {
+					l, err := pattern(func() (time.Duration, error) {
+						d, _, err := send(i)
+						return d, err
+					})
+					lat[i] = append(lat[i], l...)
 					if err != nil {
 						b.Errorf("%s: %v", ep.name, err)
-						return
 					}
-					lat[i] = append(lat[i], d)
-				}
+				})
 			})
 		}
 		wg.Wait()

@@ -195,17 +195,9 @@ func (s *Server) identityFromSession(c *fiber.Ctx, raw string) (*identity, error
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.store.ActiveSession(c.UserContext(), claims.ID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, errBadSession
-		}
-		return nil, err
-	}
-	if sess.UserID != claims.Subject {
-		return nil, errBadSession
-	}
-	u, err := s.store.GetUser(c.UserContext(), claims.Subject)
+	// The session row and its user in one read: an ended session, another
+	// user's or a deleted user is refused at once.
+	u, err := s.store.SessionUser(c.UserContext(), claims.ID, claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errBadSession
 	} else if err != nil {
@@ -218,7 +210,7 @@ func (s *Server) identityFromSession(c *fiber.Ctx, raw string) (*identity, error
 	if err != nil {
 		return nil, err
 	}
-	id.SessionID = sess.ID
+	id.SessionID = claims.ID
 	return id, nil
 }
 

@@ -17,15 +17,17 @@ func (s *Server) webDashboard(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	id := who(c)
 	tenantID := id.User.Tenant()
-	limits, used, err := s.store.QuotaUsage(ctx, tenantID)
+	// The tenant's limits were read with the session, in this request.
+	limits := id.Tenant.Quota()
+	used, err := s.store.TenantUsage(ctx, tenantID)
 	if err != nil {
 		return err
 	}
-	vms, _, err := s.store.ListVMs(ctx, tenantID, store.Page{Number: 1, PerPage: recentVMs})
+	vms, err := s.store.RecentVMs(ctx, tenantID, recentVMs)
 	if err != nil {
 		return err
 	}
-	plans, err := s.store.ListPlans(ctx, true)
+	plans, err := s.store.OfferedPlans(ctx)
 	if err != nil {
 		return err
 	}

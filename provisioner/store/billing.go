@@ -117,6 +117,7 @@ func (s *Store) GetBillingSettings(ctx context.Context) (BillingSettings, error)
 // can change only while no price exists, so that amounts never change
 // currency under a customer.
 func (s *Store) SetBillingSettings(ctx context.Context, a Actor, currency string, vatBP int) error {
+	defer s.catalog.invalidate() // after the change is committed (or not)
 	currency = strings.ToUpper(strings.TrimSpace(currency))
 	if !ValidCurrency(currency) {
 		return E(ErrInvalid, "currency", fmt.Sprintf("%q is not a currency the storefront bills in (EUR, USD, GBP, CHF, …)", currency))
@@ -157,6 +158,7 @@ type PriceInput struct {
 // now or later, never to the past: usage already recorded keeps the price
 // it had.
 func (s *Store) SetPrice(ctx context.Context, a Actor, in PriceInput) (Price, error) {
+	defer s.catalog.invalidate() // after the change is committed (or not)
 	ts := s.now()
 	hour := ts.Truncate(time.Hour)
 	from := in.EffectiveFrom.UTC()

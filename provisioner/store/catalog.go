@@ -86,6 +86,7 @@ func (s *Store) countVMsBy(ctx context.Context, col string) (map[string]int64, e
 
 // CreatePlan adds a plan.
 func (s *Store) CreatePlan(ctx context.Context, a Actor, in PlanInput) (Plan, error) {
+	defer s.catalog.invalidate() // after the change is committed (or not)
 	if err := in.validate(); err != nil {
 		return Plan{}, err
 	}
@@ -105,6 +106,7 @@ func (s *Store) CreatePlan(ctx context.Context, a Actor, in PlanInput) (Plan, er
 
 // UpdatePlan changes a plan. Existing VMs keep the size they were ordered with.
 func (s *Store) UpdatePlan(ctx context.Context, a Actor, id string, in PlanInput) (Plan, error) {
+	defer s.catalog.invalidate() // after the change is committed (or not)
 	if err := in.validate(); err != nil {
 		return Plan{}, err
 	}

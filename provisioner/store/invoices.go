@@ -708,12 +708,13 @@ type Spend struct {
 // MonthSpend is the tenant's current month: usage metered so far and a
 // forecast that meters the whole month as if every live VM and port
 // forward kept going to its end, hour by hour at the prices in effect then,
-// exactly as the month-end invoice will.
+// exactly as the month-end invoice will. Prices and the VAT rate come
+// from the catalog cache (CatalogTTL); usage is always read fresh.
 func (s *Store) MonthSpend(ctx context.Context, tenantID string) (Spend, error) {
 	ts := s.now()
 	month := MonthOf(ts)
 	start, end, _ := MonthBounds(month)
-	set, err := s.GetBillingSettings(ctx)
+	set, err := s.cachedBillingSettings(ctx)
 	if err != nil {
 		return Spend{}, err
 	}
@@ -732,7 +733,7 @@ func (s *Store) MonthSpend(ctx context.Context, tenantID string) (Spend, error) 
 	if !metered.IsZero() {
 		sp.MeteredUntil = &metered
 	}
-	prices, err := s.Prices(ctx)
+	prices, err := s.cachedPrices(ctx)
 	if err != nil {
 		return Spend{}, err
 	}

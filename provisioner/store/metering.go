@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -116,9 +117,17 @@ func (s *Store) MeterMonth(ctx context.Context, month string, until time.Time) (
 func meterResource(recs []UsageRecord, book priceBook, month string, start, until time.Time, hours int) []UsageTotal {
 	const running, stopped = 1, 2
 	marks := make([]uint8, hours)
-	items := make([]string, hours) // a VM changes plan when resized: each hour bills its own
-	units := make([]int64, hours)  // a snapshot's GiB; 1 for anything else
+	// A VM changes plan when resized: each hour bills its own item, kept
+	// as an index into names (few, and no pointers for the collector).
+	items := make([]int32, hours)
+	var names []string
+	units := make([]int64, hours) // a snapshot's GiB; 1 for anything else
 	for _, r := range recs {
+		item := int32(slices.Index(names, r.Item))
+		if item < 0 {
+			item = int32(len(names))
+			names = append(names, r.Item)
+		}
 		from, to := r.StartedAt, until
 		if r.EndedAt != nil && r.EndedAt.Before(to) {
 			to = *r.EndedAt
@@ -137,59 +146,75 @@ func meterResource(recs []UsageRecord, book priceBook, month string, start, unti
 		last := int((to.Sub(start) - time.Microsecond) / time.Hour)
 		for h := first; h <= last && h < hours; h++ {
 			marks[h] |= flag
-			items[h] = r.Item
+			items[h] = item
 			units[h] = max(units[h], r.Units, 1)
 		}
 	}
 	last := recs[len(recs)-1]
-	byPrice := map[string]*UsageTotal{}
-	unitHours := map[string]int64{} // by line: what the amount is of
-	var order []string
+	// line is one total being summed: its price and how many unit-hours
+	// it is the amount of.
+	type line struct {
+		t         *UsageTotal
+		p         Price
+		priced    bool
+		unitHours int64
+	}
+	byPrice := map[string]*line{}
+	var order []*line
 	// The price found for an hour holds until its item changes or the next
 	// version begins; hours run forward, so one lookup serves a stretch.
 	var (
 		p       Price
 		priced  bool
-		pItem   string
-		pUntil  time.Time // zero: no later version
+		pItem   int32
+		pUntilH int // the first hour of the next version; hours: none
 		pLooked bool
-		t       *UsageTotal
-		key     string
+		cur     *line
 	)
 	for h, m := range marks {
 		if m == 0 {
 			continue
 		}
-		at := start.Add(time.Duration(h) * time.Hour)
-		if !pLooked || items[h] != pItem || (!pUntil.IsZero() && !at.Before(pUntil)) {
-			p, priced, pUntil = book.span(items[h], at)
-			pItem, pLooked, t = items[h], true, nil
+		if !pLooked || items[h] != pItem || h >= pUntilH {
+			at := start.Add(time.Duration(h) * time.Hour)
+			var next time.Time // zero: no later version
+			p, priced, next = book.span(names[items[h]], at)
+			pItem, pLooked, cur, pUntilH = items[h], true, nil, hours
+			if !next.IsZero() {
+				// The first hour that does not start before the next version.
+				pUntilH = int((next.Sub(start) + time.Hour - 1) / time.Hour)
+			}
 		}
 		if m&running == 0 && priced && !p.BillStopped {
 			continue
 		}
-		if t == nil {
-			key = items[h] + "/" + p.ID
-			t = byPrice[key]
-			if t == nil {
-				t = &UsageTotal{Month: month, ResourceKind: last.ResourceKind, ResourceID: last.ResourceID, PriceID: p.ID,
-					TenantID: last.TenantID, ResourceName: last.ResourceName, Item: items[h], MeteredUntil: until}
-				byPrice[key] = t
-				order = append(order, key)
+		if cur == nil {
+			key := names[items[h]] + "/" + p.ID
+			cur = byPrice[key]
+			if cur == nil {
+				cur = &line{t: &UsageTotal{Month: month, ResourceKind: last.ResourceKind, ResourceID: last.ResourceID, PriceID: p.ID,
+					TenantID: last.TenantID, ResourceName: last.ResourceName, Item: names[items[h]], MeteredUntil: until}}
+				byPrice[key] = cur
+				order = append(order, cur)
 			}
+			// The amount is of the price in effect at the line's latest
+			// hour, as it always was: the last hour metered sets it.
+			cur.p, cur.priced = p, priced
 		}
-		t.Hours++
+		cur.t.Hours++
 		// A line shows one size; should a resource's units change within a
 		// line, it shows the largest and bills each hour at its own.
-		t.Units = max(t.Units, units[h])
-		unitHours[key] += units[h]
-		if priced {
-			t.AmountMinor = LineAmount(unitHours[key], p.HourlyMicros, p.MonthlyCapMinor)
-		}
+		cur.t.Units = max(cur.t.Units, units[h])
+		cur.unitHours += units[h]
 	}
 	out := make([]UsageTotal, 0, len(order))
-	for _, id := range order {
-		out = append(out, *byPrice[id])
+	for _, l := range order {
+		// Summed once at the end rather than every hour: LineAmount of the
+		// line's unit-hours at its price, capped at the monthly price.
+		if l.priced {
+			l.t.AmountMinor = LineAmount(l.unitHours, l.p.HourlyMicros, l.p.MonthlyCapMinor)
+		}
+		out = append(out, *l.t)
 	}
 	return out
 }

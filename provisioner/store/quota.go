@@ -83,25 +83,34 @@ func FormatMiB(mib int64) string {
 	return strings.TrimSuffix(s, ".0") + " GiB"
 }
 
-// usage measures what a tenant holds now. VMs count until the provisioner has
-// finished deleting them.
+// usage measures what a tenant holds now, in one statement (each part
+// on its own tenant index). VMs count until the provisioner has finished
+// deleting them; a port forward counts while its VM does (correlated, so
+// each forward looks up its one VM: SQLite builds an uncorrelated IN list
+// from every VM of the region first); snapshots count while their volume
+// is not gone yet.
 func usage(tx *gorm.DB, tenantID string) (Quota, error) {
 	var u Quota
-	row := tx.Model(&VM{}).Where("tenant_id = ? AND deleted_at IS NULL", tenantID).
-		Select("COUNT(*), COALESCE(SUM(vcpus),0), COALESCE(SUM(memory_mib),0), COALESCE(SUM(disk_gib),0)").Row()
-	if err := row.Scan(&u.Instances, &u.VCPUs, &u.MemoryMiB, &u.DiskGiB); err != nil {
-		return Quota{}, fmt.Errorf("measure vm usage: %w", err)
-	}
-	if err := tx.Model(&SSHKey{}).Where("tenant_id = ?", tenantID).Count(&u.SSHKeys).Error; err != nil {
-		return Quota{}, fmt.Errorf("count ssh keys: %w", err)
-	}
-	if err := countPortForwards(tx, tenantID, &u.PortForwards); err != nil {
-		return Quota{}, err
-	}
-	if err := snapshotUsage(tx, tenantID, &u); err != nil {
-		return Quota{}, err
+	row := tx.Raw(`SELECT
+	(SELECT COUNT(*) FROM vms WHERE tenant_id = ? AND deleted_at IS NULL),
+	(SELECT COALESCE(SUM(vcpus),0) FROM vms WHERE tenant_id = ? AND deleted_at IS NULL),
+	(SELECT COALESCE(SUM(memory_mib),0) FROM vms WHERE tenant_id = ? AND deleted_at IS NULL),
+	(SELECT COALESCE(SUM(disk_gib),0) FROM vms WHERE tenant_id = ? AND deleted_at IS NULL),
+	(SELECT COUNT(*) FROM ssh_keys WHERE tenant_id = ?),
+	(SELECT COUNT(*) FROM port_forwards WHERE tenant_id = ? AND EXISTS (SELECT 1 FROM vms WHERE vms.id = port_forwards.vm_id AND vms.deleted_at IS NULL)),
+	(SELECT COUNT(*) FROM snapshots WHERE tenant_id = ? AND deleted_at IS NULL),
+	(SELECT COALESCE(SUM(quota_gib),0) FROM snapshots WHERE tenant_id = ? AND deleted_at IS NULL)`,
+		tenantID, tenantID, tenantID, tenantID, tenantID, tenantID, tenantID, tenantID).Row()
+	if err := row.Scan(&u.Instances, &u.VCPUs, &u.MemoryMiB, &u.DiskGiB, &u.SSHKeys, &u.PortForwards, &u.Snapshots, &u.SnapshotGiB); err != nil {
+		return Quota{}, fmt.Errorf("measure usage: %w", err)
 	}
 	return u, nil
+}
+
+// TenantUsage returns what a tenant holds now, for a caller that has the
+// tenant's limits already (the signed-in customer's own tenant).
+func (s *Store) TenantUsage(ctx context.Context, tenantID string) (Quota, error) {
+	return usage(s.db.WithContext(ctx), tenantID)
 }
 
 // QuotaUsage returns a tenant's limits and current usage.

@@ -98,3 +98,41 @@ func TestSessionsAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionUser checks the one-statement read the portal authenticates
+// with: it answers only for an open, unexpired session of that very user.
+func TestSessionUser(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := setup(t, s, "session-user")
+		other := setup(t, s, "session-other")
+		sess, err := s.OpenSession(ctx, f.owner.ID, store.SessionWeb, "192.0.2.7", "Firefox", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		short, err := s.OpenSession(ctx, f.owner.ID, store.SessionAPI, "192.0.2.7", "curl", time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.SessionUser(ctx, sess.ID, f.owner.ID)
+		if err != nil || u.ID != f.owner.ID || u.Email != f.owner.Email || u.PasswordHash != f.owner.PasswordHash || u.Tenant() != f.owner.Tenant() {
+			t.Fatalf("open session: %+v %v", u, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		for name, c := range map[string]struct{ id, user string }{
+			"another user's claim": {sess.ID, other.owner.ID},
+			"expired":              {short.ID, f.owner.ID},
+			"unknown":              {"no-such-session", f.owner.ID},
+		} {
+			if _, err := s.SessionUser(ctx, c.id, c.user); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if err := s.EndSession(ctx, f.owner.ID, sess.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SessionUser(ctx, sess.ID, f.owner.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ended session still answers: %v", err)
+		}
+	})
+}

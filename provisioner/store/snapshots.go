@@ -88,17 +88,6 @@ func ValidateSnapshotName(name string) error {
 	return nil
 }
 
-// snapshotUsage adds the tenant's snapshots to u: every one whose volume
-// is not gone yet.
-func snapshotUsage(tx *gorm.DB, tenantID string, u *Quota) error {
-	row := tx.Model(&Snapshot{}).Where("tenant_id = ? AND deleted_at IS NULL", tenantID).
-		Select("COUNT(*), COALESCE(SUM(quota_gib),0)").Row()
-	if err := row.Scan(&u.Snapshots, &u.SnapshotGiB); err != nil {
-		return fmt.Errorf("measure snapshot usage: %w", err)
-	}
-	return nil
-}
-
 // FitSnapshot tells whether one more snapshot of a VM with a diskGiB disk
 // fits in limits given usage; the error names the binding limit.
 func FitSnapshot(limits, used Quota, diskGiB int64) error {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -40,6 +41,8 @@ type Store struct {
 	reserved []string // tenant slugs kept for the region's services, beyond the built-in ones
 
 	ledger *hostLedger // placement's copy of the hosts' capacity
+
+	catalog catalogCache // plans, prices and billing settings for pages
 
 	clock func() time.Time // billing's clock; nil is the wall clock
 }
@@ -101,7 +104,17 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		sqlDB.SetMaxOpenConns(50)
 		sqlDB.SetMaxIdleConns(50)
 	} else {
-		sqlDB.SetMaxIdleConns(32)
+		// The embedded SQLite is built with memory management on, so every
+		// connection of the process shares one page cache behind one mutex:
+		// past a few statements running at once they only queue on it
+		// (measured with 200 portal users: under one core busy, p99 in
+		// seconds). Eight connections per core (measured best of 4 to 64 on two
+		// cores) keep the cores busy; other
+		// statements wait their turn in the pool, in order. All are kept
+		// open, because opening one parses the schema again.
+		n := sqliteConns()
+		sqlDB.SetMaxOpenConns(n)
+		sqlDB.SetMaxIdleConns(n)
 	}
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sqlDB.PingContext(ctx); err != nil {
@@ -110,6 +123,9 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	}
 	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, log: log, ledger: newHostLedger()}, nil
 }
+
+// sqliteConns is how many SQLite connections the store opens at most.
+func sqliteConns() int { return 8 * runtime.GOMAXPROCS(0) }
 
 func parseURL(raw string) (migrations.Dialect, string, error) {
 	raw = strings.TrimSpace(raw)

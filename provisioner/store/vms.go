@@ -207,18 +207,41 @@ func (s *Store) vmQuery(ctx context.Context) *gorm.DB {
 		Where("vms.deleted_at IS NULL")
 }
 
+// listVMs reads a page of VMs and how many there are in all. A page that
+// is not full is the last one, so its rows give the total without a
+// second pass over the tenant's VMs (the dashboard's and most lists').
 func listVMs(q *gorm.DB, p Page) ([]VMSummary, int, error) {
+	p = p.norm()
+	q = q.Session(&gorm.Session{}) // reused for the count below
+	out, err := pageVMs(q, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	offset := (p.Number - 1) * p.PerPage
+	if len(out) > 0 && len(out) < p.PerPage || len(out) == 0 && offset == 0 {
+		return out, offset + len(out), nil
+	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("count vms: %w", err)
 	}
+	return out, int(total), nil
+}
+
+// pageVMs reads a page of VMs, newest first.
+func pageVMs(q *gorm.DB, p Page) ([]VMSummary, error) {
 	var out []VMSummary
 	err := p.apply(q.Select("vms.*, plans.name AS plan_name, images.name AS image_name, tenants.name AS tenant_name").
 		Order("vms.created_at DESC, vms.id")).Scan(&out).Error
 	if err != nil {
-		return nil, 0, fmt.Errorf("list vms: %w", err)
+		return nil, fmt.Errorf("list vms: %w", err)
 	}
-	return out, int(total), nil
+	return out, nil
+}
+
+// RecentVMs returns a tenant's n newest VMs, without counting them all.
+func (s *Store) RecentVMs(ctx context.Context, tenantID string, n int) ([]VMSummary, error) {
+	return pageVMs(s.vmQuery(ctx).Where("vms.tenant_id = ?", tenantID), Page{Number: 1, PerPage: n})
 }
 
 // ListVMs returns a tenant's VMs, newest first.
