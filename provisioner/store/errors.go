@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -9,11 +8,9 @@ import (
 	"net"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // Sentinels classify every error the store returns to callers.
@@ -103,20 +100,3 @@ func notFound(what string) error { return E(ErrNotFound, "", what+" not found") 
 func isDuplicate(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
 
 func errIsNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
-
-// quietUnavailable is the query logger minus failures Unavailable
-// recognises: those reach the caller, which reports them once (the HTTP
-// edge per request, a background loop per pass), so the statement need not
-// be logged again for every query of an outage.
-type quietUnavailable struct{ logger.Interface }
-
-func (q quietUnavailable) LogMode(level logger.LogLevel) logger.Interface {
-	return quietUnavailable{q.Interface.LogMode(level)}
-}
-
-func (q quietUnavailable) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
-	if Unavailable(err) {
-		return
-	}
-	q.Interface.Trace(ctx, begin, fc, err)
-}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -141,12 +142,14 @@ func (s *Store) placeFromTable(tx *gorm.DB, l *hostLedger, n capacity.Resources)
 // reserveUpdate adds a VM to a host's ledger only while the host is usable
 // and the VM fits under its ratios. alloc + need + reserved <= physical ×
 // ratio (+ capacity.Epsilon) is the integer form of capacity.Host.Fits.
+// Its placeholders are numbered, which PostgreSQL and SQLite both read, so
+// it goes to the connection as written (see placementQuery).
 const reserveUpdate = `UPDATE hosts SET
-	alloc_vcpus = alloc_vcpus + ?, alloc_memory_mib = alloc_memory_mib + ?, alloc_disk_gib = alloc_disk_gib + ?, updated_at = ?
-WHERE id = ? AND enabled = ? AND maintenance = ? AND state = ?
-	AND alloc_vcpus + ? + reserved_cores <= cores * cpu_ratio + ?
-	AND alloc_memory_mib + ? + reserved_memory_mib <= memory_mib * memory_ratio + ?
-	AND alloc_disk_gib + ? + reserved_disk_gib <= disk_gib * disk_ratio + ?`
+	alloc_vcpus = alloc_vcpus + $1, alloc_memory_mib = alloc_memory_mib + $2, alloc_disk_gib = alloc_disk_gib + $3, updated_at = $4
+WHERE id = $5 AND enabled = $6 AND maintenance = $7 AND state = $8
+	AND alloc_vcpus + $1 + reserved_cores <= cores * cpu_ratio + $9
+	AND alloc_memory_mib + $2 + reserved_memory_mib <= memory_mib * memory_ratio + $9
+	AND alloc_disk_gib + $3 + reserved_disk_gib <= disk_gib * disk_ratio + $9`
 
 // reserveSQL returns the host's new ledger, or no row when the guard
 // refused.
@@ -158,14 +161,32 @@ RETURNING alloc_vcpus, alloc_memory_mib, alloc_disk_gib`
 // missed a change; reading the version separately would cost a statement
 // per order.
 const reserveIfCurrentSQL = reserveUpdate + `
-	AND (SELECT version FROM host_ledger WHERE id = 1) = ? AND (SELECT epoch FROM host_ledger WHERE id = 1) = ?
+	AND EXISTS (SELECT 1 FROM host_ledger WHERE id = 1 AND version = $10 AND epoch = $11)
 RETURNING alloc_vcpus, alloc_memory_mib, alloc_disk_gib`
 
+// reserveArgs are reserveUpdate's arguments, and room for the two of
+// reserveIfCurrentSQL.
 func reserveArgs(hostID string, n capacity.Resources) []any {
-	eps := capacity.Epsilon
-	return []any{n.VCPUs, n.MemoryMiB, n.DiskGiB, now(),
-		hostID, true, false, HostReady,
-		n.VCPUs, eps, n.MemoryMiB, eps, n.DiskGiB, eps}
+	args := make([]any, 9, 11)
+	args[0], args[1], args[2], args[3] = n.VCPUs, n.MemoryMiB, n.DiskGiB, now()
+	args[4], args[5], args[6], args[7] = hostID, true, false, HostReady
+	args[8] = capacity.Epsilon
+	return args
+}
+
+// placementQuery runs one of placement's own statements on tx's
+// connection as written, past GORM's statement builder and callbacks:
+// these run once per order and were a good part of its cost. It is still
+// logged as GORM would (failures, slow statements).
+func placementQuery(tx *gorm.DB, query string, args ...any) (*sql.Rows, error) {
+	ctx := tx.Statement.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	begin := time.Now()
+	rows, err := tx.Statement.ConnPool.QueryContext(ctx, query, args...)
+	tx.Logger.Trace(ctx, begin, func() (string, int64) { return query, -1 }, err)
+	return rows, err
 }
 
 // reservation is what a reservation attempt found.
@@ -177,14 +198,14 @@ type reservation struct {
 // reserve returns the host's ledger after adding n, or nil when the guard
 // refused.
 func reserve(tx *gorm.DB, hostID string, n capacity.Resources) (*capacity.Resources, error) {
-	return scanReserved(tx.Raw(reserveSQL, reserveArgs(hostID, n)...).Rows())
+	return scanReserved(placementQuery(tx, reserveSQL, reserveArgs(hostID, n)...))
 }
 
 // reserveIfCurrent reserves n for a proposal. A refusal is told apart
 // from a ledger behind the hosts version by reading the version.
 func (l *hostLedger) reserveIfCurrent(tx *gorm.DB, p proposal, n capacity.Resources) (reservation, error) {
 	args := append(reserveArgs(p.hostID, n), p.version, p.epoch)
-	got, err := scanReserved(tx.Raw(reserveIfCurrentSQL, args...).Rows())
+	got, err := scanReserved(placementQuery(tx, reserveIfCurrentSQL, args...))
 	if err != nil || got != nil {
 		return reservation{allocated: got}, err
 	}

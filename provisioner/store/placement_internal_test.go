@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -21,8 +22,12 @@ import (
 // workers=1 is one order after another; on PostgreSQL workers=8 runs eight
 // at once, as a busy portal would (SQLite runs writing transactions one at
 // a time whatever the callers do).
+//
+// The test cluster runs without fsync, so "postgres" leaves out what a
+// commit costs on a disk; "postgres-durable" is a cluster of its own with
+// fsync, synchronous_commit and full_page_writes on, as in production.
 func BenchmarkPlaceVM(b *testing.B) {
-	for _, db := range []string{"sqlite", "postgres"} {
+	for _, db := range []string{"sqlite", "postgres", "postgres-durable"} {
 		for _, n := range []int{1000, 10000} {
 			for _, workers := range []int{1, 8} {
 				if db == "sqlite" && workers > 1 {
@@ -68,18 +73,48 @@ func benchStore(tb testing.TB, db string) *Store {
 	tb.Helper()
 	ctx := context.Background()
 	url := filepath.Join(tb.TempDir(), "bench.db")
-	if db == "postgres" {
+	switch db {
+	case "postgres":
 		url = pgtest.DSN(tb)
+	case "postgres-durable":
+		url = pgtest.NewCluster(tb).DSN()
 	}
 	s, err := Open(ctx, url, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = s.Close() })
+	if db == "postgres-durable" {
+		makeDurable(tb, s)
+	}
 	if _, err := s.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
 	return s
+}
+
+// makeDurable turns on, in a test cluster of its own, what the test
+// clusters turn off for speed, and waits until the server runs with it.
+func makeDurable(tb testing.TB, s *Store) {
+	tb.Helper()
+	for _, q := range []string{`ALTER SYSTEM SET fsync = on`, `ALTER SYSTEM SET synchronous_commit = on`,
+		`ALTER SYSTEM SET full_page_writes = on`, `SELECT pg_reload_conf()`} {
+		if err := s.db.Exec(q).Error; err != nil {
+			tb.Fatalf("%s: %v", q, err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var fsync, commit string
+		if err := s.db.Raw(`SELECT current_setting('fsync'), current_setting('synchronous_commit')`).Row().Scan(&fsync, &commit); err != nil {
+			tb.Fatal(err)
+		}
+		if fsync == "on" && commit == "on" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("fsync %s, synchronous_commit %s after reloading the configuration", fsync, commit)
+		}
+	}
 }
 
 // TestStaleLedgerIsOnlyAHint makes a Store's ledger wrong in the most

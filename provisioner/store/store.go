@@ -72,12 +72,12 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	cfg := &gorm.Config{
 		TranslateError: true,
 		NowFunc:        func() time.Time { return time.Now().UTC() },
-		Logger: quietUnavailable{logger.NewSlogLogger(log.With("component", "db"), logger.Config{
+		Logger: newQueryLogger(log.With("component", "db"), logger.Config{
 			SlowThreshold:             time.Second,
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true,
 			LogLevel:                  logger.Warn,
-		})},
+		}),
 	}
 	var dial gorm.Dialector
 	if dialect == migrations.Postgres {
