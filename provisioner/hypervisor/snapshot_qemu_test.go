@@ -14,6 +14,27 @@ import (
 	"github.com/google/uuid"
 )
 
+// snapshotDisk makes a test pool with a base volume and VM disk name on
+// it (a 1 GiB qcow2 overlay), with 0x11 in the base image's first MiB and
+// 0xab in the overlay's second, as a guest sees them. It returns the
+// pool, its directory and the disk's path.
+func snapshotDisk(t *testing.T, c *Conn, cx context.Context, name string) (pool, dir, disk string) {
+	t.Helper()
+	qemuIO := tool(t, "qemu-io", "qemu-utils")
+	pool, dir = testPool(t)
+	src, sum := image(t, "64M")
+	if err := c.EnsureBaseVolume(cx, pool, "base", src, sum); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := c.EnsureDisk(cx, pool, name, "base", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0x11 0 1M", filepath.Join(dir, "base"))
+	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0xab 1M 1M", disk)
+	return pool, dir, disk
+}
+
 // TestQEMUSnapshotVolumes takes a snapshot of a VM disk (a qcow2 overlay
 // on a base image) into the same pool, changes the disk, restores the
 // snapshot over it, makes a new VM's disk from it and deletes the snapshot, checking the contents with
@@ -21,20 +42,9 @@ import (
 func TestQEMUSnapshotVolumes(t *testing.T) {
 	c := dial(t, "qemu:///system")
 	cx := ctx(t, 120*time.Second)
-	pool, dir := testPool(t)
+	pool, dir, disk := snapshotDisk(t, c, cx, "vm-1")
 	qemuImg := tool(t, "qemu-img", "qemu-utils")
 	qemuIO := tool(t, "qemu-io", "qemu-utils")
-	src, sum := image(t, "64M")
-	if err := c.EnsureBaseVolume(cx, pool, "base", src, sum); err != nil {
-		t.Fatal(err)
-	}
-	disk, err := c.EnsureDisk(cx, pool, "vm-1", "base", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Data in the base image and in the overlay, as a guest sees them.
-	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0x11 0 1M", filepath.Join(dir, "base"))
-	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0xab 1M 1M", disk)
 
 	size, err := c.CopyVolume(cx, pool, "vm-1", "snap-1")
 	if err != nil {
@@ -125,19 +135,9 @@ func TestQEMUSnapshotVolumes(t *testing.T) {
 func TestQEMULiveSnapshot(t *testing.T) {
 	c := dial(t, "qemu:///system")
 	cx := ctx(t, 120*time.Second)
-	pool, dir := testPool(t)
+	pool, dir, disk := snapshotDisk(t, c, cx, "vm-live")
 	qemuImg := tool(t, "qemu-img", "qemu-utils")
 	qemuIO := tool(t, "qemu-io", "qemu-utils")
-	src, sum := image(t, "64M")
-	if err := c.EnsureBaseVolume(cx, pool, "base", src, sum); err != nil {
-		t.Fatal(err)
-	}
-	disk, err := c.EnsureDisk(cx, pool, "vm-live", "base", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0x11 0 1M", filepath.Join(dir, "base"))
-	run(t, qemuIO, "-f", "qcow2", "-c", "write -P 0xab 1M 1M", disk)
 	spec := DomainSpec{
 		Name: unique("fibrix-test-live-"), UUID: uuid.NewString(),
 		VCPUs: 1, MemoryMiB: 64, Type: TypeQEMU, DiskPath: disk,
