@@ -128,21 +128,11 @@ func (c *Conn) LiveSnapshot(ctx context.Context, domain, pool, disk, dst string)
 // freshVolume replaces volume name of pool p by an empty qcow2 volume of
 // the given capacity and returns it with its path.
 func (c *Conn) freshVolume(ctx context.Context, p libvirt.StoragePool, name string, capacity xSize) (libvirt.StorageVol, string, error) {
-	if old, ok, err := c.volume(ctx, p, name); err != nil {
-		return old, "", err
-	} else if ok {
-		if err := do0(ctx, func() error { return c.lv.StorageVolDelete(old, 0) }); err != nil && !isCode(err, libvirt.ErrNoStorageVol) {
-			return old, "", fmt.Errorf("volume %s: delete earlier copy: %w", name, err)
-		}
-	}
-	if capacity.Unit == "" {
-		capacity.Unit = "bytes"
-	}
-	volXML, err := xml.Marshal(xVolume{Name: name, Capacity: capacity, Target: xVolTarget{Format: xFormat{Type: "qcow2"}}})
+	volXML, err := c.replaceableQcow2(ctx, p, name, capacity)
 	if err != nil {
-		return libvirt.StorageVol{}, "", fmt.Errorf("volume %s: render xml: %w", name, err)
+		return libvirt.StorageVol{}, "", err
 	}
-	vol, err := do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXML(p, string(volXML), 0) })
+	vol, err := do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXML(p, volXML, 0) })
 	if err != nil {
 		return vol, "", fmt.Errorf("create volume %s: %w", name, err)
 	}

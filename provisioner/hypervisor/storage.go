@@ -364,22 +364,11 @@ func (c *Conn) CopyVolume(ctx context.Context, pool, src, dst string) (int64, er
 	if err != nil {
 		return 0, err
 	}
-	if old, ok, err := c.volume(ctx, p, dst); err != nil {
-		return 0, err
-	} else if ok {
-		if err := do0(ctx, func() error { return c.lv.StorageVolDelete(old, 0) }); err != nil && !isCode(err, libvirt.ErrNoStorageVol) {
-			return 0, fmt.Errorf("copy volume %s: delete earlier %s: %w", src, dst, err)
-		}
-	}
-	capacity := sx.Capacity
-	if capacity.Unit == "" {
-		capacity.Unit = "bytes"
-	}
-	volXML, err := xml.Marshal(xVolume{Name: dst, Capacity: capacity, Target: xVolTarget{Format: xFormat{Type: "qcow2"}}})
+	volXML, err := c.replaceableQcow2(ctx, p, dst, sx.Capacity)
 	if err != nil {
-		return 0, fmt.Errorf("copy volume %s: render xml: %w", src, err)
+		return 0, err
 	}
-	vol, err := do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXMLFrom(p, string(volXML), sv, 0) })
+	vol, err := do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXMLFrom(p, volXML, sv, 0) })
 	if err != nil {
 		return 0, fmt.Errorf("copy volume %s to %s: %w", src, dst, err)
 	}
@@ -394,6 +383,27 @@ func (c *Conn) CopyVolume(ctx context.Context, pool, src, dst string) (int64, er
 		alloc = 1 << 20 // the test driver keeps no data; a copy still takes room
 	}
 	return int64(alloc), nil
+}
+
+// replaceableQcow2 deletes volume name of pool p, as left by an earlier
+// interrupted copy, and returns the XML of a qcow2 volume of that name and
+// capacity to create in its place.
+func (c *Conn) replaceableQcow2(ctx context.Context, p libvirt.StoragePool, name string, capacity xSize) (string, error) {
+	if old, ok, err := c.volume(ctx, p, name); err != nil {
+		return "", err
+	} else if ok {
+		if err := do0(ctx, func() error { return c.lv.StorageVolDelete(old, 0) }); err != nil && !isCode(err, libvirt.ErrNoStorageVol) {
+			return "", fmt.Errorf("volume %s: delete earlier copy: %w", name, err)
+		}
+	}
+	if capacity.Unit == "" {
+		capacity.Unit = "bytes"
+	}
+	volXML, err := xml.Marshal(xVolume{Name: name, Capacity: capacity, Target: xVolTarget{Format: xFormat{Type: "qcow2"}}})
+	if err != nil {
+		return "", fmt.Errorf("volume %s: render xml: %w", name, err)
+	}
+	return string(volXML), nil
 }
 
 // ReplaceVolume replaces volume dst in pool with a full copy of volume
