@@ -115,6 +115,21 @@ func waitIdle(b *testing.B, s *Server) {
 func loadEndpoints(s *Server) []loadEndpoint {
 	return []loadEndpoint{
 		{
+			// The floor: the same listener, middleware and load generator
+			// with a database ping for all the work, i.e. what the two
+			// pages below could reach on these cores at best.
+			name: "healthz",
+			request: func(base string, u loadUser) *http.Request {
+				req, _ := http.NewRequest("GET", base+"/healthz", nil)
+				return req
+			},
+			check: func(b *testing.B, u loadUser, body []byte) {
+				if !bytes.Contains(body, []byte(`"status":"ok"`)) {
+					b.Errorf("healthz: %.200s", body)
+				}
+			},
+		},
+		{
 			name: "dashboard",
 			request: func(base string, u loadUser) *http.Request {
 				req, _ := http.NewRequest("GET", base+"/dashboard", nil)
