@@ -76,6 +76,13 @@ func FuzzScript(f *testing.F) {
 				t.Fatalf("empty MAC: status %d", code)
 			}
 			return
+		case mac == "." || mac == "..":
+			// A dot segment is not a name: the path is cleaned and the
+			// client sent to the canonical one, which is not a script.
+			if code != http.StatusTemporaryRedirect && code != http.StatusMovedPermanently && code != http.StatusNotFound {
+				t.Fatalf("MAC %q: status %d, want a redirect or 404", mac, code)
+			}
+			return
 		case macErr != nil || len(hw) != 6:
 			if code != http.StatusBadRequest {
 				t.Fatalf("MAC %q: status %d, want 400", mac, code)
