@@ -63,7 +63,11 @@ func (c *Conn) probeBoot(ctx context.Context, domType, kernel, initrd string) er
 	}
 	// A guest that printed the marker powers itself off; destroy whatever
 	// is left, even when ctx has ended. Errors say it is gone already.
-	defer func() { _ = c.lv.DomainDestroy(dom) }()
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		_ = do0(dctx, func() error { return c.lv.DomainDestroy(dom) })
+	}()
 
 	seen := &markerWriter{marker: []byte(ProbeMarker), found: make(chan struct{})}
 	consoleDone := make(chan error, 1)

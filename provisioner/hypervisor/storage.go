@@ -16,10 +16,14 @@ import (
 
 // EnsureBaseVolume makes sure volume name in pool holds exactly the image
 // file srcPath, whose SHA-256 (hex) must be sum: a file with another sum is
-// refused before anything is created. The image is uploaded once; a volume
-// already present is verified by reading it back (a cost paid per call, so
-// callers record that a host has an image), and replaced when it differs,
-// as after an interrupted upload.
+// refused before anything is created. The image is uploaded once and hashed
+// as it is sent; only then is its completion recorded beside it, as an empty
+// volume named for the sum (see uploadMarker). A volume already present is
+// kept when that record exists and its size on disk is the image's, and is
+// replaced otherwise, as after an interrupted upload or for another image
+// under the same name. The volume is never streamed back: go-libvirt's
+// download deadlocks its connection when a packet for the stream arrives
+// after the call has returned (digitalocean/go-libvirt#241).
 func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum string) error {
 	want, err := hex.DecodeString(sum)
 	if err != nil || len(want) != sha256.Size {
@@ -49,18 +53,22 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 		return err
 	}
 	if c.simulated && ok {
-		return nil // the test driver holds no data to verify
+		return nil // the test driver holds no data to check
 	}
-	if ok {
-		got, err := c.volumeSum(ctx, vol)
-		if err != nil {
+	if ok && !c.simulated {
+		done, err := c.uploadComplete(ctx, p, vol, string(want), size)
+		if err != nil || done {
 			return err
 		}
-		if got == string(want) {
-			return nil
-		}
+	}
+	// Forget earlier uploads before touching the volume, so that a
+	// replacement cut short is never taken for a finished one.
+	if err := c.dropUploadMarkers(ctx, p, name); err != nil {
+		return err
+	}
+	if ok {
 		if err := do0(ctx, func() error { return c.lv.StorageVolDelete(vol, 0) }); err != nil {
-			return fmt.Errorf("base volume %s: delete stale copy (sha256 %s): %w", name, got, err)
+			return fmt.Errorf("base volume %s: delete stale copy: %w", name, err)
 		}
 	}
 
@@ -97,6 +105,61 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 	if err := do0(ctx, func() error { return c.lv.StoragePoolRefresh(p, 0) }); err != nil {
 		return fmt.Errorf("storage pool %s: refresh: %w", pool, err)
 	}
+	markerXML, err := xml.Marshal(xVolume{
+		Name:       uploadMarker(name, string(want)),
+		Capacity:   xSize{Unit: "bytes", Value: 0},
+		Allocation: &xSize{Unit: "bytes", Value: 0},
+		Target:     xVolTarget{Format: xFormat{Type: "raw"}},
+	})
+	if err != nil {
+		return fmt.Errorf("base volume %s: render marker xml: %w", name, err)
+	}
+	if _, err := do(ctx, func() (libvirt.StorageVol, error) { return c.lv.StorageVolCreateXML(p, string(markerXML), 0) }); err != nil {
+		return fmt.Errorf("base volume %s: record the finished upload: %w", name, err)
+	}
+	return nil
+}
+
+// uploadMarker names the empty volume that records that volume name holds
+// the whole image whose SHA-256 is sum.
+func uploadMarker(name, sum string) string { return name + ".sha256-" + sum }
+
+// uploadComplete reports whether base volume vol was uploaded whole from
+// the image with SHA-256 sum and size bytes, and is still that size.
+func (c *Conn) uploadComplete(ctx context.Context, p libvirt.StoragePool, vol libvirt.StorageVol, sum string, size int64) (bool, error) {
+	if _, ok, err := c.volume(ctx, p, uploadMarker(vol.Name, sum)); err != nil || !ok {
+		return false, err
+	}
+	type info struct{ physical uint64 }
+	got, err := do(ctx, func() (info, error) {
+		_, _, physical, err := c.lv.StorageVolGetInfoFlags(vol, uint32(libvirt.StorageVolGetPhysical))
+		return info{physical}, err
+	})
+	if err != nil {
+		return false, fmt.Errorf("base volume %s: size: %w", vol.Name, err)
+	}
+	return got.physical == uint64(size), nil
+}
+
+// dropUploadMarkers deletes every record of a finished upload into volume
+// name, whatever image it named.
+func (c *Conn) dropUploadMarkers(ctx context.Context, p libvirt.StoragePool, name string) error {
+	vols, err := do(ctx, func() ([]libvirt.StorageVol, error) {
+		vols, _, err := c.lv.StoragePoolListAllVolumes(p, 1, 0)
+		return vols, err
+	})
+	if err != nil {
+		return fmt.Errorf("storage pool %s: list volumes: %w", p.Name, err)
+	}
+	prefix := uploadMarker(name, "")
+	for _, v := range vols {
+		if !strings.HasPrefix(v.Name, prefix) {
+			continue
+		}
+		if err := do0(ctx, func() error { return c.lv.StorageVolDelete(v, 0) }); err != nil && !isCode(err, libvirt.ErrNoStorageVol) {
+			return fmt.Errorf("base volume %s: delete the record of an earlier upload: %w", name, err)
+		}
+	}
 	return nil
 }
 
@@ -107,15 +170,6 @@ func (c *Conn) dropVolume(vol libvirt.StorageVol, cause error) error {
 		return fmt.Errorf("%w (and deleting the partial volume failed: %w)", cause, err)
 	}
 	return cause
-}
-
-// volumeSum reads a volume back and returns its SHA-256.
-func (c *Conn) volumeSum(ctx context.Context, vol libvirt.StorageVol) (string, error) {
-	h := sha256.New()
-	if err := c.lv.StorageVolDownload(vol, ctxWriter{ctx: ctx, w: h}, 0, 0, 0); err != nil {
-		return "", fmt.Errorf("volume %s: read back: %w", vol.Name, err)
-	}
-	return hexSum(h), nil
 }
 
 // EnsureDisk makes sure pool holds volume name: a qcow2 copy-on-write
@@ -316,8 +370,8 @@ type xFormat struct {
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
 
-// ctxReader and ctxWriter end a stream when ctx ends: go-libvirt's streams
-// take no context.
+// ctxReader ends a stream when ctx ends: go-libvirt's streams take no
+// context.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
@@ -328,18 +382,6 @@ func (r ctxReader) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(b)
-}
-
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (w ctxWriter) Write(b []byte) (int, error) {
-	if err := w.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return w.w.Write(b)
 }
 
 // CopyVolume makes volume dst in pool a full, self-contained copy of
