@@ -39,10 +39,11 @@ fresh-check:
 unit:
 	$(GO) test -count=1 -timeout 28m ./...
 
-## chaos: the region fault tests alone, verbosely: two portals and two provisioners on PostgreSQL
-## under concurrent orders, a provisioner killed with SIGKILL, a portal and a provisioner stopped with SIGTERM
+## chaos: the fault tests alone, verbosely: two portals and two provisioners on PostgreSQL under
+## concurrent orders, a provisioner killed with SIGKILL, a portal and a provisioner stopped with
+## SIGTERM; PostgreSQL stopped for 20 s under traffic; 50 API clients on the SQLite default for 60 s
 chaos:
-	$(GO) test -count=1 -v -run 'TestRegion' -timeout 15m ./cmd/fibrix/
+	$(GO) test -count=1 -v -run '^(TestRegion|TestPostgresOutage|TestSQLiteConcurrentClients)$$' -timeout 20m ./cmd/fibrix/
 
 ## bench: Go benchmarks (placement, DNS, DHCP), then the side-by-side runs against the peers
 ## (needs root and the packages .ci/run installs; each script pins server and load generator to
