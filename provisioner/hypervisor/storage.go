@@ -55,7 +55,7 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 	if c.simulated && ok {
 		return nil // the test driver holds no data to check
 	}
-	if ok && !c.simulated {
+	if ok {
 		done, err := c.uploadComplete(ctx, p, vol, string(want), size)
 		if err != nil || done {
 			return err
@@ -72,13 +72,8 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 		}
 	}
 
-	volXML, err := xml.Marshal(xVolume{
-		Name:       name,
-		Capacity:   xSize{Unit: "bytes", Value: size},
-		Allocation: &xSize{Unit: "bytes", Value: 0},
-		// Raw, so that libvirt makes a plain file that the upload overwrites.
-		Target: xVolTarget{Format: xFormat{Type: "raw"}},
-	})
+	// Raw, so that libvirt makes a plain file that the upload overwrites.
+	volXML, err := rawVolumeXML(name, size)
 	if err != nil {
 		return fmt.Errorf("base volume %s: render xml: %w", name, err)
 	}
@@ -105,12 +100,7 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 	if err := do0(ctx, func() error { return c.lv.StoragePoolRefresh(p, 0) }); err != nil {
 		return fmt.Errorf("storage pool %s: refresh: %w", pool, err)
 	}
-	markerXML, err := xml.Marshal(xVolume{
-		Name:       uploadMarker(name, string(want)),
-		Capacity:   xSize{Unit: "bytes", Value: 0},
-		Allocation: &xSize{Unit: "bytes", Value: 0},
-		Target:     xVolTarget{Format: xFormat{Type: "raw"}},
-	})
+	markerXML, err := rawVolumeXML(uploadMarker(name, string(want)), 0)
 	if err != nil {
 		return fmt.Errorf("base volume %s: render marker xml: %w", name, err)
 	}
@@ -118,6 +108,16 @@ func (c *Conn) EnsureBaseVolume(ctx context.Context, pool, name, srcPath, sum st
 		return fmt.Errorf("base volume %s: record the finished upload: %w", name, err)
 	}
 	return nil
+}
+
+// rawVolumeXML renders a sparse raw volume of size bytes.
+func rawVolumeXML(name string, size int64) ([]byte, error) {
+	return xml.Marshal(xVolume{
+		Name:       name,
+		Capacity:   xSize{Unit: "bytes", Value: size},
+		Allocation: &xSize{Unit: "bytes", Value: 0},
+		Target:     xVolTarget{Format: xFormat{Type: "raw"}},
+	})
 }
 
 // uploadMarker names the empty volume that records that volume name holds
@@ -130,15 +130,14 @@ func (c *Conn) uploadComplete(ctx context.Context, p libvirt.StoragePool, vol li
 	if _, ok, err := c.volume(ctx, p, uploadMarker(vol.Name, sum)); err != nil || !ok {
 		return false, err
 	}
-	type info struct{ physical uint64 }
-	got, err := do(ctx, func() (info, error) {
+	physical, err := do(ctx, func() (uint64, error) {
 		_, _, physical, err := c.lv.StorageVolGetInfoFlags(vol, uint32(libvirt.StorageVolGetPhysical))
-		return info{physical}, err
+		return physical, err
 	})
 	if err != nil {
 		return false, fmt.Errorf("base volume %s: size: %w", vol.Name, err)
 	}
-	return got.physical == uint64(size), nil
+	return physical == uint64(size), nil
 }
 
 // dropUploadMarkers deletes every record of a finished upload into volume
